@@ -1,0 +1,174 @@
+"""Sessions for the TSU stack: tests per package and backend, isolation installs, lint, demo, bench.
+
+    nox -s tests        every package against every backend it declares
+    nox -s isolation    each package alone in a fresh environment, without the others' frameworks
+    nox -s lint         ruff
+    nox -s demo         the main demo
+    nox -s bench        the benchmarks at CPU sizes
+
+Each package declares, in its pyproject.toml,
+
+    [project.optional-dependencies]
+    test = [...]                       # what its tests need beyond its dependencies
+    [tool.tsu]
+    test-backends = ["jax-sim", "thrml"]   # backends its tests run against (TSU_BACKEND)
+    forbidden = ["torch"]              # frameworks it must not pull in (checked by isolation)
+
+Test environments are shared between sessions whose package sets are equal (a hash of the set
+and of the packages' pyproject files names the environment), and packages are installed
+editable, so repeated runs only run the tests. pip (not uv) installs everything, so pip's
+configuration (local mirrors, constraints) is honoured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tomllib
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PACKAGES_DIR = ROOT / "packages"
+ENVS_DIR = ROOT / ".nox" / "_shared"
+# Backend name -> the package that provides it (None: built into tsu-core).
+BACKEND_PACKAGES = {"reference": None, "jax-sim": "tsu-jax-sim", "thrml": "tsu-thrml"}
+# Installed first where a package needs torch: the CPU build when it lies on disk.
+TORCH_PIN = os.environ.get("TSU_TORCH_PIN", "torch==2.13.0")
+
+nox.options.sessions = ["lint", "tests", "isolation"]
+nox.options.default_venv_backend = "virtualenv"
+
+
+def _pyproject(package: str) -> dict:
+    return tomllib.loads((PACKAGES_DIR / package / "pyproject.toml").read_text())
+
+
+def _packages() -> list[str]:
+    found = [path.parent.name for path in sorted(PACKAGES_DIR.glob("*/pyproject.toml"))]
+    return sorted(found, key=lambda name: (name != "tsu-core", name))
+
+
+def _settings(package: str) -> dict:
+    return _pyproject(package).get("tool", {}).get("tsu", {})
+
+
+def _needs_torch(package: str) -> bool:
+    project = _pyproject(package)["project"]
+    requirements = list(project.get("dependencies", []))
+    for extra in project.get("optional-dependencies", {}).values():
+        requirements += extra
+    return any(requirement.split(">")[0].split("=")[0].split("[")[0].strip() == "torch" for requirement in requirements)
+
+
+def _has_test_extra(package: str) -> bool:
+    return "test" in _pyproject(package)["project"].get("optional-dependencies", {})
+
+
+TEST_MATRIX = [
+    (package, backend)
+    for package in _packages()
+    for backend in _settings(package).get("test-backends", ["reference"])
+    if backend in BACKEND_PACKAGES
+    and (BACKEND_PACKAGES[backend] is None or (PACKAGES_DIR / BACKEND_PACKAGES[backend]).exists())
+]
+
+
+def _shared_env(session: nox.Session, packages: list[str]) -> Path:
+    """A virtual environment with `packages` installed editable (with their test extras),
+    created once per distinct package set and reused while their pyproject files are unchanged."""
+    packages = sorted(set(packages))
+    digest = hashlib.sha256()
+    for package in packages:
+        digest.update(package.encode())
+        digest.update((PACKAGES_DIR / package / "pyproject.toml").read_bytes())
+    digest.update(TORCH_PIN.encode())
+    env = ENVS_DIR / ("-".join(name.replace("tsu-", "") for name in packages)[:60] + "-" + digest.hexdigest()[:10])
+    python = env / "bin" / "python"
+    stamp = env / "installed.ok"
+    if not stamp.exists():
+        session.run(sys.executable, "-m", "venv", "--clear", str(env), external=True)
+        pip = [str(python), "-m", "pip", "install", "-q"]
+        session.run(*pip, "--upgrade", "pip", external=True)
+        if any(_needs_torch(package) for package in packages):
+            session.run(*pip, TORCH_PIN, external=True)
+        targets = []
+        for package in packages:
+            extra = "[test]" if _has_test_extra(package) else ""
+            targets += ["-e", f"{PACKAGES_DIR / package}{extra}"]
+        session.run(*pip, *targets, external=True)
+        stamp.write_text("\n".join(packages))
+    return env
+
+
+@nox.session(venv_backend="none")
+@nox.parametrize("package,backend", TEST_MATRIX, ids=[f"{p}-{b}" for p, b in TEST_MATRIX])
+def tests(session: nox.Session, package: str, backend: str) -> None:
+    """A package's tests against one backend (chosen through TSU_BACKEND)."""
+    needed = ["tsu-core", package]
+    if BACKEND_PACKAGES[backend]:
+        needed.append(BACKEND_PACKAGES[backend])
+    env = _shared_env(session, needed)
+    session.run(
+        str(env / "bin" / "python"), "-m", "pytest", str(PACKAGES_DIR / package / "tests"),
+        *session.posargs,
+        external=True,
+        env={"TSU_BACKEND": backend, "PYTHONHASHSEED": "0"},
+    )
+
+
+@nox.session
+@nox.parametrize("package", _packages())
+def isolation(session: nox.Session, package: str) -> None:
+    """Install one package alone into a fresh environment, import it, and prove that the
+    frameworks it must not depend on were not pulled in."""
+    if _needs_torch(package):
+        session.install(TORCH_PIN)
+    session.install(str(PACKAGES_DIR / "tsu-core"), str(PACKAGES_DIR / package))
+    module = package.replace("-", "_")
+    forbidden = _settings(package).get("forbidden", [])
+    session.run(
+        "python", "-c",
+        "import importlib.util, sys\n"
+        f"import {module}\n"
+        f"bad = [name for name in {forbidden!r} if importlib.util.find_spec(name)]\n"
+        f"print('{package}: imported', {module}.__name__, '| absent:', {forbidden!r})\n"
+        "sys.exit(f'pulled in: {bad}' if bad else 0)",
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and format check over the whole repository."""
+    session.install("ruff==0.17.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+def _best_backend_packages() -> list[str]:
+    for backend in ("jax-sim", "thrml"):
+        package = BACKEND_PACKAGES[backend]
+        if (PACKAGES_DIR / package).exists():
+            return [package]
+    return []
+
+
+@nox.session(venv_backend="none")
+def demo(session: nox.Session) -> None:
+    """The main demo: a 2D lattice across beta beside Onsager's exact curves (writes a PNG)."""
+    env = _shared_env(session, ["tsu-core", *_best_backend_packages()])
+    python = str(env / "bin" / "python")
+    session.run(python, "-m", "pip", "install", "-q", "-r", str(ROOT / "examples" / "requirements.txt"), external=True)
+    session.run(python, str(ROOT / "examples" / "quickstart.py"), *session.posargs, external=True)
+
+
+@nox.session(venv_backend="none")
+def bench(session: nox.Session) -> None:
+    """Every benchmark script at its small (CPU) size; each prints JSON lines."""
+    packages = _packages()
+    env = _shared_env(session, packages)
+    python = str(env / "bin" / "python")
+    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+        session.run(python, str(script), "--quick", *session.posargs, external=True)

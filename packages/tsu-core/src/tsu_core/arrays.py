@@ -1,0 +1,88 @@
+"""Framework-agnostic array helpers: read shapes and check values without copying to the host.
+
+Inputs may be numpy arrays, JAX arrays or torch tensors (or nested Python lists). These helpers
+only touch the array's own methods, so a GPU tensor stays on its GPU; `to_numpy` is the one
+place that copies to the host and is meant for the reference backend and tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def framework(array: Any) -> str:
+    """'numpy', 'torch', 'jax' or 'python' (lists, scalars)."""
+    module = type(array).__module__.split(".")[0]
+    if isinstance(array, np.ndarray | np.generic):
+        return "numpy"
+    if module == "torch":
+        return "torch"
+    if module in ("jax", "jaxlib"):
+        return "jax"
+    return "python"
+
+
+def shape_of(array: Any) -> tuple[int, ...]:
+    """The shape of an array of any supported framework."""
+    shape = getattr(array, "shape", None)
+    if shape is None:
+        return np.shape(array)
+    return tuple(int(size) for size in shape)
+
+
+def all_finite(array: Any, allow_negative_infinity: bool = False) -> bool:
+    """Whether every entry is finite (optionally allowing -inf, as in masked logits)."""
+    kind = framework(array)
+    if kind == "torch":
+        import torch
+
+        bad = torch.isnan(array) | (array == float("inf"))
+        if not allow_negative_infinity:
+            bad = bad | (array == float("-inf"))
+        return not bool(bad.any())
+    if kind == "jax":
+        import jax.numpy as jnp
+
+        bad = jnp.isnan(array) | (array == jnp.inf)
+        if not allow_negative_infinity:
+            bad = bad | (array == -jnp.inf)
+        return not bool(bad.any())
+    values = np.asarray(array, dtype=float)
+    bad = np.isnan(values) | (values == np.inf)
+    if not allow_negative_infinity:
+        bad |= values == -np.inf
+    return not bad.any()
+
+
+def to_numpy(array: Any, dtype: Any = None) -> np.ndarray:
+    """Copy an array of any framework to a numpy array on the host."""
+    kind = framework(array)
+    if kind == "torch":
+        array = array.detach().cpu().numpy()
+    elif kind == "jax":
+        array = np.asarray(array)
+    return np.asarray(array, dtype=dtype)
+
+
+def all_spins(array: Any) -> bool:
+    """Whether every entry is -1 or +1."""
+    kind = framework(array)
+    if kind == "torch":
+        return bool(((array == 1) | (array == -1)).all())
+    if kind == "jax":
+        return bool(((array == 1) | (array == -1)).all())
+    values = np.asarray(array)
+    return bool(((values == 1) | (values == -1)).all())
+
+
+def all_categories(array: Any, num_categories: int) -> bool:
+    """Whether every entry is an integer in [0, num_categories)."""
+    kind = framework(array)
+    if kind in ("torch", "jax"):
+        return bool(((array >= 0) & (array < num_categories) & (array == array // 1)).all())
+    values = np.asarray(array)
+    if values.dtype.kind not in "iuf":
+        return False
+    return bool(((values >= 0) & (values < num_categories) & (values == np.floor(values))).all())

@@ -1,0 +1,1 @@
+"""Backends that ship with tsu-core (only the exact reference backend)."""

@@ -1,0 +1,82 @@
+"""What is programmed into a topology on each call: edge weights and node biases.
+
+Parameters change every training step and never cause a recompile. They may be numpy arrays,
+JAX arrays or torch tensors; `tsu_core` only reads their shapes and checks that they are finite,
+leaving the values where they live (a GPU tensor stays on its GPU).
+
+Shapes, for a topology with N nodes and E edges:
+
+| topology      | weights        | biases    |
+| ------------- | -------------- | --------- |
+| spin          | (E,)           | (N,)      |
+| categorical K | (E, K, K)      | (N, K)    |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tsu_core.arrays import all_finite, shape_of
+from tsu_core.errors import InvalidModel, describe
+from tsu_core.topology import Topology
+
+
+@dataclass(frozen=True, eq=False)
+class Parameters:
+    """Edge weights J and node biases h of a model (see the module docstring for shapes).
+
+    The energy convention is in `tsu_core.energy`.
+    """
+
+    weights: Any
+    biases: Any
+
+    @classmethod
+    def zeros(cls, topology: Topology) -> Parameters:
+        """All weights and biases zero (the uniform distribution)."""
+        shapes = expected_shapes(topology)
+        return cls(np.zeros(shapes["weights"]), np.zeros(shapes["biases"]))
+
+    def validate(self, topology: Topology, check_finite: bool = True) -> Parameters:
+        """Check shapes against the topology and (optionally) that every value is finite.
+
+        Raises:
+            InvalidModel: naming the field, the expected shape and the given one.
+        """
+        for name, expected in expected_shapes(topology).items():
+            value = getattr(self, name)
+            if value is None:
+                raise InvalidModel(f"{name}: expected an array of shape {expected}, got None")
+            shape = shape_of(value)
+            if shape != expected:
+                what = "edges" if name == "weights" else "nodes"
+                count = topology.num_edges if name == "weights" else topology.num_nodes
+                raise InvalidModel(
+                    f"{name}: expected shape {expected} (one per {what[:-1]}: the topology has "
+                    f"{count} {what}), got {describe(value)}"
+                )
+            if check_finite and not all_finite(value):
+                raise InvalidModel(f"{name}: expected finite values, got NaN or infinity")
+        return self
+
+
+def expected_shapes(topology: Topology) -> dict[str, tuple[int, ...]]:
+    """The shapes of `weights` and `biases` that a topology takes."""
+    if topology.is_spin:
+        return {"weights": (topology.num_edges,), "biases": (topology.num_nodes,)}
+    k = topology.num_categories
+    return {"weights": (topology.num_edges, k, k), "biases": (topology.num_nodes, k)}
+
+
+def dense_coupling_matrix(topology: Topology, parameters: Parameters) -> np.ndarray:
+    """The symmetric N x N coupling matrix of a spin model (zero where there is no edge)."""
+    if not topology.is_spin:
+        raise InvalidModel("dense_coupling_matrix: expected a spin topology, got a categorical one")
+    weights = np.asarray(parameters.weights, dtype=float)
+    matrix = np.zeros((topology.num_nodes, topology.num_nodes))
+    matrix[topology.edges[:, 0], topology.edges[:, 1]] = weights
+    matrix[topology.edges[:, 1], topology.edges[:, 0]] = weights
+    return matrix

@@ -1,0 +1,29 @@
+"""The conformance suite and statistics that every backend is checked with.
+
+`BackendConformance` holds the tests (subclass it with a `backend` fixture); `python -m
+tsu_core.testing --backend NAME` runs them on an installed backend. Needs pytest
+(`pip install tsu-core[testing]`).
+"""
+
+from tsu_core.testing.bad_input import BAD_INPUT_CASES, BadInputCase, check_bad_input
+from tsu_core.testing.conformance import BackendConformance, SuiteConfig
+from tsu_core.testing.models import (
+    frustrated_model,
+    random_categorical_model,
+    random_spin_model,
+    ring_correlations,
+    ring_model,
+)
+
+__all__ = [
+    "BAD_INPUT_CASES",
+    "BackendConformance",
+    "BadInputCase",
+    "SuiteConfig",
+    "check_bad_input",
+    "frustrated_model",
+    "random_categorical_model",
+    "random_spin_model",
+    "ring_correlations",
+    "ring_model",
+]

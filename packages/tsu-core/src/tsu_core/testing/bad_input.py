@@ -1,0 +1,180 @@
+"""The bad-input table: each malformed call and the error it must raise.
+
+A backend passes when every case raises the named error type and the message names the field,
+so a user sees what was expected and what was given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from tsu_core.errors import BackendNotFound, InvalidModel, InvalidRequest, TSUError
+from tsu_core.parameters import Parameters
+from tsu_core.protocol import Backend, Clamp
+from tsu_core.topology import Topology
+
+
+@dataclass(frozen=True)
+class BadInputCase:
+    """A call that must fail with `error` and a message containing `field`."""
+
+    name: str
+    call: Callable[[Backend], object]
+    error: type[TSUError]
+    field: str
+
+
+def _model() -> tuple[Topology, Parameters]:
+    topology = Topology(4, np.array([[0, 1], [1, 2], [2, 3], [3, 0]]))
+    return topology, Parameters(np.full(4, 0.5), np.zeros(4))
+
+
+def _sample(backend: Backend, parameters: Parameters | None = None, **options: object) -> object:
+    topology, default = _model()
+    options.setdefault("key", 0)
+    return backend.compile(topology).sample(default if parameters is None else parameters, **options)
+
+
+def _categorical_sample(backend: Backend, **options: object) -> object:
+    topology = Topology(3, np.array([[0, 1], [1, 2]]), num_categories=3)
+    parameters = Parameters(np.zeros((2, 3, 3)), np.zeros((3, 3)))
+    if "categorical" not in backend.capabilities.node_kinds:
+        pytest.skip(f"{backend.name} declares no support for categorical nodes")
+    return backend.compile(topology).sample(parameters, key=0, **options)
+
+
+BAD_INPUT_CASES = [
+    BadInputCase("edge to a missing node", lambda b: Topology(3, [[0, 3]]), InvalidModel, "edges"),
+    BadInputCase("negative node index", lambda b: Topology(3, [[-1, 2]]), InvalidModel, "edges"),
+    BadInputCase("self-loop", lambda b: Topology(3, [[1, 1]]), InvalidModel, "self-loop"),
+    BadInputCase("duplicate edge", lambda b: Topology(3, [[0, 1], [1, 0]]), InvalidModel, "duplicates"),
+    BadInputCase("edges of the wrong shape", lambda b: Topology(3, [0, 1, 2]), InvalidModel, "edges"),
+    BadInputCase(
+        "colouring with an edge inside a block",
+        lambda b: Topology(3, [[0, 1], [1, 2]], blocks=[[0, 1], [2]]),
+        InvalidModel,
+        "inside a block",
+    ),
+    BadInputCase(
+        "colouring that misses a node",
+        lambda b: Topology(3, [[0, 1]], blocks=[[0], [1]]),
+        InvalidModel,
+        "no block",
+    ),
+    BadInputCase("one category", lambda b: Topology(3, [[0, 1]], num_categories=1), InvalidModel, "num_categories"),
+    BadInputCase(
+        "weight count mismatch",
+        lambda b: _sample(b, Parameters(np.zeros(3), np.zeros(4))),
+        InvalidModel,
+        "weights",
+    ),
+    BadInputCase(
+        "bias count mismatch",
+        lambda b: _sample(b, Parameters(np.zeros(4), np.zeros(5))),
+        InvalidModel,
+        "biases",
+    ),
+    BadInputCase(
+        "NaN weight",
+        lambda b: _sample(b, Parameters(np.array([0.1, np.nan, 0.0, 0.0]), np.zeros(4))),
+        InvalidModel,
+        "weights",
+    ),
+    BadInputCase(
+        "infinite bias",
+        lambda b: _sample(b, Parameters(np.zeros(4), np.array([0.0, np.inf, 0.0, 0.0]))),
+        InvalidModel,
+        "biases",
+    ),
+    BadInputCase("beta zero", lambda b: _sample(b, schedule=0.0), InvalidRequest, "beta"),
+    BadInputCase("beta negative", lambda b: _sample(b, schedule=-1.0), InvalidRequest, "beta"),
+    BadInputCase("beta NaN", lambda b: _sample(b, schedule=float("nan")), InvalidRequest, "beta"),
+    BadInputCase("zero chains", lambda b: _sample(b, num_chains=0), InvalidRequest, "num_chains"),
+    BadInputCase("zero samples", lambda b: _sample(b, num_samples=0), InvalidRequest, "num_samples"),
+    BadInputCase("negative burn-in", lambda b: _sample(b, burn_in=-1), InvalidRequest, "burn_in"),
+    BadInputCase("zero thinning", lambda b: _sample(b, thinning=0), InvalidRequest, "thinning"),
+    BadInputCase("key of the wrong kind", lambda b: _sample(b, key="seed"), InvalidRequest, "key"),
+    BadInputCase("float key", lambda b: _sample(b, key=1.5), InvalidRequest, "key"),
+    BadInputCase("negative key", lambda b: _sample(b, key=-3), InvalidRequest, "key"),
+    BadInputCase(
+        "spin clamp value out of range",
+        lambda b: _sample(b, clamp=Clamp(np.array([0]), np.array([2]))),
+        InvalidRequest,
+        "clamp.values",
+    ),
+    BadInputCase(
+        "spin clamp value zero",
+        lambda b: _sample(b, clamp=Clamp(np.array([0, 1]), np.array([1, 0]))),
+        InvalidRequest,
+        "clamp.values",
+    ),
+    BadInputCase(
+        "clamp node out of range",
+        lambda b: _sample(b, clamp=Clamp(np.array([7]), np.array([1]))),
+        InvalidRequest,
+        "clamp.nodes",
+    ),
+    BadInputCase(
+        "clamp values of the wrong shape",
+        lambda b: _sample(b, num_chains=2, clamp=Clamp(np.array([0]), np.ones((3, 1)))),
+        InvalidRequest,
+        "clamp.values",
+    ),
+    BadInputCase(
+        "categorical clamp value out of range",
+        lambda b: _categorical_sample(b, clamp=Clamp(np.array([0]), np.array([3]))),
+        InvalidRequest,
+        "clamp.values",
+    ),
+    BadInputCase(
+        "initial state of the wrong shape",
+        lambda b: _sample(b, num_chains=2, initial_state=np.ones((3, 4), np.int8)),
+        InvalidRequest,
+        "initial_state",
+    ),
+    BadInputCase(
+        "initial state not spins",
+        lambda b: _sample(b, num_chains=1, initial_state=np.zeros((1, 4), np.int8)),
+        InvalidRequest,
+        "initial_state",
+    ),
+    BadInputCase(
+        "p-bit fields with NaN",
+        lambda b: b.pbit(np.array([0.0, np.nan]), key=0),
+        InvalidRequest,
+        "fields",
+    ),
+    BadInputCase("p-bit beta zero", lambda b: b.pbit(np.zeros(3), key=0, beta=0.0), InvalidRequest, "beta"),
+    BadInputCase(
+        "categorical logits with NaN",
+        lambda b: b.categorical(np.array([[0.0, np.nan]]), key=0),
+        InvalidRequest,
+        "logits",
+    ),
+    BadInputCase(
+        "categorical logits +inf",
+        lambda b: b.categorical(np.array([[0.0, np.inf]]), key=0),
+        InvalidRequest,
+        "logits",
+    ),
+    BadInputCase("p-bit key of the wrong kind", lambda b: b.pbit(np.zeros(3), key=None), InvalidRequest, "key"),
+    BadInputCase(
+        "unknown backend name",
+        lambda b: __import__("tsu_core").get_backend("no-such-backend"),
+        BackendNotFound,
+        "no-such-backend",
+    ),
+]
+
+
+def check_bad_input(backend: Backend, case: BadInputCase) -> None:
+    """Run one case and check the error type and that its message names the field."""
+    with pytest.raises(case.error) as caught:
+        case.call(backend)
+    assert case.field in str(caught.value), (
+        f"{case.name}: the error message should name '{case.field}', got: {caught.value}"
+    )

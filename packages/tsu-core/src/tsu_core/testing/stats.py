@@ -1,0 +1,71 @@
+r"""Tolerances derived from the sample size, for tests that must not flake and must not be loose.
+
+Every bound here holds with probability at least `1 - alpha` for a correct sampler, so a test at
+`alpha = 1e-6` fails a correct backend about once in a million runs, and with fixed keys never.
+
+* Total variation of an empirical distribution of n independent draws (Jensen + McDiarmid):
+  $E[\mathrm{TV}] \le \tfrac12 \sum_x \sqrt{p_x (1 - p_x) / n}$, and TV changes by at most 1/n
+  when one draw changes, so $P(\mathrm{TV} > E[\mathrm{TV}] + \varepsilon) \le e^{-2 n \varepsilon^2}$.
+* A mean of C independent chains, each averaging correlated samples of a quantity with variance
+  $\sigma^2$: its variance is at most $\sigma^2 / C$ (a chain's average has variance at most
+  $\sigma^2$ by Cauchy-Schwarz), so $|\hat\mu - \mu| \le z \sigma / \sqrt{C}$ with $z$ the
+  two-sided normal quantile, Bonferroni-corrected over the number of quantities tested.
+* Dvoretzky-Kiefer-Wolfowitz for a KS statistic: $P(\sup|F_n - F| > \varepsilon) \le 2 e^{-2n\varepsilon^2}$.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+DEFAULT_ALPHA = 1e-6
+
+
+def normal_quantile(upper_tail: float) -> float:
+    """z with P(Z > z) = upper_tail for a standard normal Z (bisection on erfc)."""
+    low, high = -40.0, 40.0
+    for _ in range(200):
+        middle = (low + high) / 2
+        if 0.5 * math.erfc(middle / math.sqrt(2)) > upper_tail:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
+
+
+def z_threshold(num_tests: int = 1, alpha: float = DEFAULT_ALPHA) -> float:
+    """Two-sided z for `num_tests` simultaneous tests at family-wise error `alpha`."""
+    return normal_quantile(alpha / (2 * max(num_tests, 1)))
+
+
+def empirical_distribution(indices: np.ndarray, num_states: int) -> np.ndarray:
+    """Frequencies of each state index."""
+    counts = np.bincount(np.asarray(indices).ravel(), minlength=num_states)
+    return counts / counts.sum()
+
+
+def total_variation(p: np.ndarray, q: np.ndarray) -> float:
+    return 0.5 * float(np.abs(np.asarray(p) - np.asarray(q)).sum())
+
+
+def total_variation_bound(probabilities: np.ndarray, num_draws: int, alpha: float = DEFAULT_ALPHA) -> float:
+    """The TV distance that n independent exact draws exceed with probability below alpha."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    expected = 0.5 * float(np.sqrt(p * (1 - p) / num_draws).sum())
+    return expected + math.sqrt(math.log(1 / alpha) / (2 * num_draws))
+
+
+def mean_tolerance(variance: np.ndarray, num_chains: int, num_tests: int, alpha: float = DEFAULT_ALPHA) -> np.ndarray:
+    """Half-width within which each of `num_tests` chain-averaged means must fall."""
+    return z_threshold(num_tests, alpha) * np.sqrt(np.maximum(variance, 0.0) / num_chains)
+
+
+def dkw_bound(num_draws: int, alpha: float = DEFAULT_ALPHA) -> float:
+    """The KS distance that n independent draws from F exceed with probability below alpha."""
+    return math.sqrt(math.log(2 / alpha) / (2 * num_draws))
+
+
+def normal_cdf(values: np.ndarray) -> np.ndarray:
+    erf = np.vectorize(math.erf)
+    return 0.5 * (1 + erf(np.asarray(values, dtype=np.float64) / math.sqrt(2)))
