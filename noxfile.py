@@ -60,7 +60,10 @@ def _needs_torch(package: str) -> bool:
     requirements = list(project.get("dependencies", []))
     for extra in project.get("optional-dependencies", {}).values():
         requirements += extra
-    return any(requirement.split(">")[0].split("=")[0].split("[")[0].strip() == "torch" for requirement in requirements)
+    return any(
+        requirement.split(">")[0].split("=")[0].split("[")[0].strip() == "torch"
+        for requirement in requirements
+    )
 
 
 def _has_test_extra(package: str) -> bool:
@@ -85,7 +88,9 @@ def _shared_env(session: nox.Session, packages: list[str]) -> Path:
         digest.update(package.encode())
         digest.update((PACKAGES_DIR / package / "pyproject.toml").read_bytes())
     digest.update(TORCH_PIN.encode())
-    env = ENVS_DIR / ("-".join(name.replace("tsu-", "") for name in packages)[:60] + "-" + digest.hexdigest()[:10])
+    env = ENVS_DIR / (
+        "-".join(name.replace("tsu-", "") for name in packages)[:60] + "-" + digest.hexdigest()[:10]
+    )
     python = env / "bin" / "python"
     stamp = env / "installed.ok"
     if not stamp.exists():
@@ -112,7 +117,10 @@ def tests(session: nox.Session, package: str, backend: str) -> None:
         needed.append(BACKEND_PACKAGES[backend])
     env = _shared_env(session, needed)
     session.run(
-        str(env / "bin" / "python"), "-m", "pytest", str(PACKAGES_DIR / package / "tests"),
+        str(env / "bin" / "python"),
+        "-m",
+        "pytest",
+        str(PACKAGES_DIR / package / "tests"),
         *session.posargs,
         external=True,
         env={"TSU_BACKEND": backend, "PYTHONHASHSEED": "0"},
@@ -130,7 +138,8 @@ def isolation(session: nox.Session, package: str) -> None:
     module = package.replace("-", "_")
     forbidden = _settings(package).get("forbidden", [])
     session.run(
-        "python", "-c",
+        "python",
+        "-c",
         "import importlib.util, sys\n"
         f"import {module}\n"
         f"bad = [name for name in {forbidden!r} if importlib.util.find_spec(name)]\n"
@@ -160,7 +169,16 @@ def demo(session: nox.Session) -> None:
     """The main demo: a 2D lattice across beta beside Onsager's exact curves (writes a PNG)."""
     env = _shared_env(session, ["tsu-core", *_best_backend_packages()])
     python = str(env / "bin" / "python")
-    session.run(python, "-m", "pip", "install", "-q", "-r", str(ROOT / "examples" / "requirements.txt"), external=True)
+    session.run(
+        python,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "-r",
+        str(ROOT / "examples" / "requirements.txt"),
+        external=True,
+    )
     session.run(python, str(ROOT / "examples" / "quickstart.py"), *session.posargs, external=True)
 
 

@@ -121,7 +121,9 @@ class ExactDistribution:
             spins = self.states.astype(np.float64)
             return self.probabilities @ (spins[:, first] * spins[:, second])
         one_hot = self._one_hot
-        return np.einsum("m,mek,mel->ekl", self.probabilities, one_hot[:, first], one_hot[:, second])
+        return np.einsum(
+            "m,mek,mel->ekl", self.probabilities, one_hot[:, first], one_hot[:, second]
+        )
 
     @cached_property
     def mean_energy(self) -> float:

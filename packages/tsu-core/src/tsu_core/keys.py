@@ -39,9 +39,7 @@ class Key:
         if num < 1:
             raise InvalidRequest(f"split: expected num >= 1, got {num}")
         words = np.random.SeedSequence(self.value).generate_state(2 * num, dtype=np.uint32)
-        return tuple(
-            Key((int(words[2 * i]) << 32) | int(words[2 * i + 1])) for i in range(num)
-        )
+        return tuple(Key((int(words[2 * i]) << 32) | int(words[2 * i + 1])) for i in range(num))
 
     def fold_in(self, data: int) -> Key:
         """A child key determined by this key and an integer (a step number, a layer index)."""

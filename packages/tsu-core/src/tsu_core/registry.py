@@ -61,15 +61,21 @@ def get_backend(name: str | None = None) -> Backend:
     if name in points:
         factory = points[name].load()
     elif name == "reference":
-        from tsu_core.backends.reference import ReferenceBackend as factory
+        from tsu_core.backends.reference import ReferenceBackend
+
+        factory = ReferenceBackend
     else:
         hint = INSTALL_HINTS.get(name)
-        install = f"; install it with `{hint}`" if hint else (
-            f"; a backend registers itself in the '{GROUP}' entry-point group"
+        install = (
+            f"; install it with `{hint}`"
+            if hint
+            else (f"; a backend registers itself in the '{GROUP}' entry-point group")
         )
-        source = " (from the TSU_BACKEND environment variable)" if (
-            os.environ.get(ENVIRONMENT_VARIABLE) == name
-        ) else ""
+        source = (
+            " (from the TSU_BACKEND environment variable)"
+            if (os.environ.get(ENVIRONMENT_VARIABLE) == name)
+            else ""
+        )
         raise BackendNotFound(
             f"backend '{name}'{source} is not installed{install}. "
             f"Installed: {', '.join(available_backends())}"

@@ -98,11 +98,25 @@ class SampleRequest:
         clamp_nodes, clamp_values = _checked_clamp(topology, capabilities, clamp, num_chains)
         if initial_state is not None:
             if not capabilities.initial_state:
-                raise NotSupported("initial_state: this backend cannot start chains from given states")
-            _check_states("initial_state", topology, initial_state, (num_chains, topology.num_nodes))
+                raise NotSupported(
+                    "initial_state: this backend cannot start chains from given states"
+                )
+            _check_states(
+                "initial_state", topology, initial_state, (num_chains, topology.num_nodes)
+            )
         return cls(
-            topology, parameters, key, num_chains, num_samples, burn_in, thinning, schedule,
-            betas, clamp_nodes, clamp_values, initial_state,
+            topology,
+            parameters,
+            key,
+            num_chains,
+            num_samples,
+            burn_in,
+            thinning,
+            schedule,
+            betas,
+            clamp_nodes,
+            clamp_values,
+            initial_state,
         )
 
 
@@ -167,7 +181,9 @@ def _checked_clamp(
     if clamp is None:
         return np.zeros(0, dtype=np.int64), None
     if not isinstance(clamp, Clamp):
-        raise InvalidRequest(f"clamp: expected tsu_core.Clamp(nodes, values), got {describe(clamp)}")
+        raise InvalidRequest(
+            f"clamp: expected tsu_core.Clamp(nodes, values), got {describe(clamp)}"
+        )
     if not capabilities.clamping:
         raise NotSupported("clamp: this backend cannot clamp nodes")
     nodes = to_numpy(clamp.nodes)

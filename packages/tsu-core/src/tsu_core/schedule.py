@@ -74,7 +74,9 @@ def constant(beta: float) -> BetaSchedule:
 
 def linear(start: float, end: float) -> BetaSchedule:
     """Beta moving linearly from `start` to `end`."""
-    return BetaSchedule("linear", _positive("schedule.start", start), _positive("schedule.end", end))
+    return BetaSchedule(
+        "linear", _positive("schedule.start", start), _positive("schedule.end", end)
+    )
 
 
 def geometric(start: float, end: float) -> BetaSchedule:

@@ -185,10 +185,11 @@ def _checked_edges(edges: Any, num_nodes: int) -> np.ndarray:
     if array.size == 0:
         return np.zeros((0, 2), dtype=np.int64)
     if array.ndim != 2 or array.shape[1] != 2:
-        raise InvalidModel(f"edges: expected an integer array of shape (E, 2), got {describe(array)}")
-    if not np.issubdtype(array.dtype, np.integer):
-        if not np.all(np.equal(np.mod(array, 1), 0)):
-            raise InvalidModel(f"edges: expected integer node indices, got dtype {array.dtype}")
+        raise InvalidModel(
+            f"edges: expected an integer array of shape (E, 2), got {describe(array)}"
+        )
+    if not np.issubdtype(array.dtype, np.integer) and not np.all(np.equal(np.mod(array, 1), 0)):
+        raise InvalidModel(f"edges: expected integer node indices, got dtype {array.dtype}")
     array = array.astype(np.int64)
     bad = np.flatnonzero((array < 0).any(axis=1) | (array >= num_nodes).any(axis=1))
     if bad.size:

@@ -115,4 +115,3 @@ def _clamp_rows(request: SampleRequest) -> np.ndarray:
         return np.zeros((request.num_chains, 0), dtype=np.int64)
     values = to_numpy(request.clamp_values).astype(np.int64)
     return np.broadcast_to(values, (request.num_chains, request.clamp_nodes.size))
-

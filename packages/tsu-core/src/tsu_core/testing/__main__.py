@@ -1,6 +1,6 @@
 """Run the conformance suite against an installed backend.
 
-    python -m tsu_core.testing --backend NAME [extra pytest arguments]
+python -m tsu_core.testing --backend NAME [extra pytest arguments]
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m tsu_core.testing",
         description="Check a TSU backend against exact answers (the tsu-core conformance suite).",
     )
-    parser.add_argument("--backend", default=None, help="backend name (default: TSU_BACKEND or the best installed)")
+    parser.add_argument(
+        "--backend", default=None, help="backend name (default: TSU_BACKEND or the best installed)"
+    )
     known, extra = parser.parse_known_args(argv)
     suite = Path(__file__).with_name("suite.py")
     arguments = [str(suite), "-p", "tsu_core.testing.plugin", "-rs", "-q"]

@@ -36,7 +36,9 @@ def _model() -> tuple[Topology, Parameters]:
 def _sample(backend: Backend, parameters: Parameters | None = None, **options: object) -> object:
     topology, default = _model()
     options.setdefault("key", 0)
-    return backend.compile(topology).sample(default if parameters is None else parameters, **options)
+    return backend.compile(topology).sample(
+        default if parameters is None else parameters, **options
+    )
 
 
 def _categorical_sample(backend: Backend, **options: object) -> object:
@@ -51,8 +53,12 @@ BAD_INPUT_CASES = [
     BadInputCase("edge to a missing node", lambda b: Topology(3, [[0, 3]]), InvalidModel, "edges"),
     BadInputCase("negative node index", lambda b: Topology(3, [[-1, 2]]), InvalidModel, "edges"),
     BadInputCase("self-loop", lambda b: Topology(3, [[1, 1]]), InvalidModel, "self-loop"),
-    BadInputCase("duplicate edge", lambda b: Topology(3, [[0, 1], [1, 0]]), InvalidModel, "duplicates"),
-    BadInputCase("edges of the wrong shape", lambda b: Topology(3, [0, 1, 2]), InvalidModel, "edges"),
+    BadInputCase(
+        "duplicate edge", lambda b: Topology(3, [[0, 1], [1, 0]]), InvalidModel, "duplicates"
+    ),
+    BadInputCase(
+        "edges of the wrong shape", lambda b: Topology(3, [0, 1, 2]), InvalidModel, "edges"
+    ),
     BadInputCase(
         "colouring with an edge inside a block",
         lambda b: Topology(3, [[0, 1], [1, 2]], blocks=[[0, 1], [2]]),
@@ -65,7 +71,12 @@ BAD_INPUT_CASES = [
         InvalidModel,
         "no block",
     ),
-    BadInputCase("one category", lambda b: Topology(3, [[0, 1]], num_categories=1), InvalidModel, "num_categories"),
+    BadInputCase(
+        "one category",
+        lambda b: Topology(3, [[0, 1]], num_categories=1),
+        InvalidModel,
+        "num_categories",
+    ),
     BadInputCase(
         "weight count mismatch",
         lambda b: _sample(b, Parameters(np.zeros(3), np.zeros(4))),
@@ -94,7 +105,9 @@ BAD_INPUT_CASES = [
     BadInputCase("beta negative", lambda b: _sample(b, schedule=-1.0), InvalidRequest, "beta"),
     BadInputCase("beta NaN", lambda b: _sample(b, schedule=float("nan")), InvalidRequest, "beta"),
     BadInputCase("zero chains", lambda b: _sample(b, num_chains=0), InvalidRequest, "num_chains"),
-    BadInputCase("zero samples", lambda b: _sample(b, num_samples=0), InvalidRequest, "num_samples"),
+    BadInputCase(
+        "zero samples", lambda b: _sample(b, num_samples=0), InvalidRequest, "num_samples"
+    ),
     BadInputCase("negative burn-in", lambda b: _sample(b, burn_in=-1), InvalidRequest, "burn_in"),
     BadInputCase("zero thinning", lambda b: _sample(b, thinning=0), InvalidRequest, "thinning"),
     BadInputCase("key of the wrong kind", lambda b: _sample(b, key="seed"), InvalidRequest, "key"),
@@ -148,7 +161,9 @@ BAD_INPUT_CASES = [
         InvalidRequest,
         "fields",
     ),
-    BadInputCase("p-bit beta zero", lambda b: b.pbit(np.zeros(3), key=0, beta=0.0), InvalidRequest, "beta"),
+    BadInputCase(
+        "p-bit beta zero", lambda b: b.pbit(np.zeros(3), key=0, beta=0.0), InvalidRequest, "beta"
+    ),
     BadInputCase(
         "categorical logits with NaN",
         lambda b: b.categorical(np.array([[0.0, np.nan]]), key=0),
@@ -161,7 +176,12 @@ BAD_INPUT_CASES = [
         InvalidRequest,
         "logits",
     ),
-    BadInputCase("p-bit key of the wrong kind", lambda b: b.pbit(np.zeros(3), key=None), InvalidRequest, "key"),
+    BadInputCase(
+        "p-bit key of the wrong kind",
+        lambda b: b.pbit(np.zeros(3), key=None),
+        InvalidRequest,
+        "key",
+    ),
     BadInputCase(
         "unknown backend name",
         lambda b: __import__("tsu_core").get_backend("no-such-backend"),

@@ -86,7 +86,9 @@ class BackendConformance:
 
     def _fits(self, backend: Backend, topology: Topology) -> None:
         capabilities = backend.capabilities
-        self._require(backend, f"{topology.node_kind} nodes", topology.node_kind in capabilities.node_kinds)
+        self._require(
+            backend, f"{topology.node_kind} nodes", topology.node_kind in capabilities.node_kinds
+        )
         if capabilities.max_nodes is not None:
             self._require(
                 backend, f"{topology.num_nodes} nodes", topology.num_nodes <= capabilities.max_nodes
@@ -134,14 +136,35 @@ class BackendConformance:
             empirical = stats.empirical_distribution(
                 exact.state_index(chosen), exact.probabilities.size
             )
-            distance = stats.total_variation(empirical, exact.probabilities)
-            bound = stats.total_variation_bound(
-                exact.probabilities, chains.size, config.alpha / len(groups)
+            where = (
+                f"beta={beta}, {chains.size} chains, {exact.probabilities.size} states"
+                f"{', clamped ' + str(values.tolist()) if nodes.size else ''}"
             )
+            # Three views of one sample, each at alpha / 3: the whole distribution (TV), every
+            # state's frequency, and the mean energy (the most sensitive to temperature).
+            alpha = config.alpha / (3 * len(groups))
+            distance = stats.total_variation(empirical, exact.probabilities)
+            bound = stats.total_variation_bound(exact.probabilities, chains.size, alpha)
             assert distance <= bound, (
-                f"total variation to exact enumeration {distance:.4f} exceeds {bound:.4f} "
-                f"(beta={beta}, {chains.size} chains, {exact.probabilities.size} states"
-                f"{', clamped ' + str(values.tolist()) if nodes.size else ''})"
+                f"total variation to exact enumeration {distance:.4f} exceeds {bound:.4f} ({where})"
+            )
+            p = exact.probabilities
+            state_tolerance = stats.mean_tolerance(
+                p * (1 - p), chains.size, p.size, alpha, spread=1.0
+            )
+            worst = int(np.argmax(np.abs(empirical - p) - state_tolerance))
+            assert np.all(np.abs(empirical - p) <= state_tolerance + 1e-12), (
+                f"state {exact.states[worst].tolist()} drawn with frequency {empirical[worst]:.4f}, "
+                f"exact probability {p[worst]:.4f}, tolerance {state_tolerance[worst]:.4f} ({where})"
+            )
+            sampled_energy = energy(topology, parameters, chosen).mean()
+            spread = float(np.ptp(exact.energies))
+            energy_tolerance = stats.mean_tolerance(
+                exact.energy_variance, chains.size, 1, alpha, spread=spread
+            )
+            assert abs(sampled_energy - exact.mean_energy) <= energy_tolerance, (
+                f"mean energy {sampled_energy:.4f}, exact {exact.mean_energy:.4f}, tolerance "
+                f"{energy_tolerance:.4f} ({where})"
             )
         energies = to_numpy(result.energies)[:, 0]
         expected = energy(topology, parameters, states)
@@ -185,8 +208,13 @@ class BackendConformance:
         self._fits(backend, topology)
         beta, chains = 1.0, self.config.num_chains
         result = backend.compile(topology).moments(
-            parameters, key=15, num_chains=chains, num_samples=8, thinning=2,
-            burn_in=self.config.burn_in, schedule=beta,
+            parameters,
+            key=15,
+            num_chains=chains,
+            num_samples=8,
+            thinning=2,
+            burn_in=self.config.burn_in,
+            schedule=beta,
         )
         exact = ExactDistribution.of(topology, parameters, beta)
         nodes, edges = to_numpy(result.nodes), to_numpy(result.edges)
@@ -194,7 +222,13 @@ class BackendConformance:
         tests = topology.num_nodes + topology.num_edges + 1
         node_tol = stats.mean_tolerance(1 - exact.node_moments**2, chains, tests, self.config.alpha)
         edge_tol = stats.mean_tolerance(1 - exact.edge_moments**2, chains, tests, self.config.alpha)
-        energy_tol = stats.mean_tolerance(exact.energy_variance, chains, tests, self.config.alpha)
+        energy_tol = stats.mean_tolerance(
+            exact.energy_variance,
+            chains,
+            tests,
+            self.config.alpha,
+            spread=float(np.ptp(exact.energies)),
+        )
         worst = np.argmax(np.abs(nodes - exact.node_moments) - node_tol)
         assert np.all(np.abs(nodes - exact.node_moments) <= node_tol), (
             f"<s_{worst}> = {nodes[worst]:.4f}, exact {exact.node_moments[worst]:.4f} "
@@ -218,12 +252,20 @@ class BackendConformance:
         self._require(backend, "clamping", backend.capabilities.clamping)
         nodes, values, chains = np.array([0, 3, 8]), np.array([1, -1, 1]), self.config.num_chains
         result = backend.compile(topology).moments(
-            parameters, key=16, num_chains=chains, num_samples=4, thinning=2,
-            burn_in=self.config.burn_in, schedule=0.8, clamp=Clamp(nodes, values),
+            parameters,
+            key=16,
+            num_chains=chains,
+            num_samples=4,
+            thinning=2,
+            burn_in=self.config.burn_in,
+            schedule=0.8,
+            clamp=Clamp(nodes, values),
         )
         exact = ExactDistribution.of(topology, parameters, 0.8, nodes, values)
         got_nodes, got_edges = to_numpy(result.nodes), to_numpy(result.edges)
-        assert np.allclose(got_nodes[nodes], values), "moments of clamped nodes must equal the clamp"
+        assert np.allclose(got_nodes[nodes], values), (
+            "moments of clamped nodes must equal the clamp"
+        )
         tests = topology.num_nodes + topology.num_edges
         node_tol = stats.mean_tolerance(1 - exact.node_moments**2, chains, tests, self.config.alpha)
         edge_tol = stats.mean_tolerance(1 - exact.edge_moments**2, chains, tests, self.config.alpha)
@@ -235,8 +277,13 @@ class BackendConformance:
         self._fits(backend, topology)
         chains = self.config.num_chains
         result = backend.compile(topology).moments(
-            parameters, key=17, num_chains=chains, num_samples=4, thinning=2,
-            burn_in=self.config.burn_in, schedule=1.0,
+            parameters,
+            key=17,
+            num_chains=chains,
+            num_samples=4,
+            thinning=2,
+            burn_in=self.config.burn_in,
+            schedule=1.0,
         )
         exact = ExactDistribution.of(topology, parameters, 1.0)
         nodes, edges = to_numpy(result.nodes), to_numpy(result.edges)
@@ -244,10 +291,10 @@ class BackendConformance:
         tests = nodes.size + edges.size
         # An indicator with probability p has variance p (1 - p).
         node_tol = stats.mean_tolerance(
-            exact.node_moments * (1 - exact.node_moments), chains, tests, self.config.alpha
+            exact.node_moments * (1 - exact.node_moments), chains, tests, self.config.alpha, 1.0
         )
         edge_tol = stats.mean_tolerance(
-            exact.edge_moments * (1 - exact.edge_moments), chains, tests, self.config.alpha
+            exact.edge_moments * (1 - exact.edge_moments), chains, tests, self.config.alpha, 1.0
         )
         assert np.all(np.abs(nodes - exact.node_moments) <= node_tol + 1e-9), (
             f"node marginals off by up to {np.abs(nodes - exact.node_moments).max():.4f}"
@@ -280,8 +327,13 @@ class BackendConformance:
             # Ordered phase: start ordered, since a torus can trap random starts in stripes.
             initial = np.ones((chains, topology.num_nodes), dtype=np.int8)
         result = backend.compile(topology).sample(
-            parameters, key=seed, num_chains=chains, num_samples=1,
-            burn_in=self.config.lattice_burn_in, schedule=beta, initial_state=initial,
+            parameters,
+            key=seed,
+            num_chains=chains,
+            num_samples=1,
+            burn_in=self.config.lattice_burn_in,
+            schedule=beta,
+            initial_state=initial,
         )
         return _states(result.states)[:, 0].astype(np.float64), side
 
@@ -290,10 +342,16 @@ class BackendConformance:
         """Energy per spin against Kaufman's exact finite-lattice solution."""
         states, side = self._run_lattice(backend, beta, seed=18)
         rows = states.reshape(-1, side, side)
-        pair_sum = (rows * np.roll(rows, -1, 1)).sum((1, 2)) + (rows * np.roll(rows, -1, 2)).sum((1, 2))
+        pair_sum = (rows * np.roll(rows, -1, 1)).sum((1, 2)) + (rows * np.roll(rows, -1, 2)).sum(
+            (1, 2)
+        )
         per_spin = -pair_sum / side**2
         exact, variance = ising2d.kaufman_energy(beta, side)
-        tolerance = float(stats.mean_tolerance(variance, len(states), 2, self.config.alpha)) / side**2
+        spread = 4.0 * side**2  # the total energy lies in [-2N, 2N]
+        tolerance = (
+            float(stats.mean_tolerance(variance, len(states), 2, self.config.alpha, spread))
+            / side**2
+        )
         measured = float(per_spin.mean())
         assert abs(measured - exact) <= tolerance, (
             f"energy per spin {measured:.5f} on a {side}x{side} lattice at beta={beta}, exact "
@@ -317,7 +375,7 @@ class BackendConformance:
             exact = float(distribution.expectation(lambda s: np.abs(s.mean(1))))
             second = float(distribution.expectation(lambda s: s.mean(1) ** 2))
             variance, allowance, source = second - exact**2, 0.0, "exact enumeration"
-        tolerance = float(stats.mean_tolerance(variance, len(states), 1, self.config.alpha))
+        tolerance = float(stats.mean_tolerance(variance, len(states), 1, self.config.alpha, 1.0))
         measured = float(magnetisation.mean())
         assert abs(measured - exact) <= tolerance + allowance, (
             f"<|m|> = {measured:.5f} on a {side}x{side} lattice at beta={beta}, {source}: "
@@ -350,8 +408,13 @@ class BackendConformance:
         if backend.capabilities.initial_state:
             initial = np.ones((chains, num_nodes), dtype=np.int8)
         result = backend.compile(topology).sample(
-            parameters, key=20, num_chains=chains, num_samples=1, burn_in=self.config.burn_in,
-            schedule=beta, initial_state=initial,
+            parameters,
+            key=20,
+            num_chains=chains,
+            num_samples=1,
+            burn_in=self.config.burn_in,
+            schedule=beta,
+            initial_state=initial,
         )
         states = _states(result.states)[:, 0].astype(np.float64)
         overlaps = (states[0::2] * states[1::2]).mean(1)
@@ -368,7 +431,11 @@ class BackendConformance:
         self._require(backend, "geometric schedules", "geometric" in backend.capabilities.schedules)
         ground = ExactDistribution.of(topology, parameters, 1.0).ground_energy
         result = backend.compile(topology).sample(
-            parameters, key=21, num_chains=32, num_samples=1, burn_in=400,
+            parameters,
+            key=21,
+            num_chains=32,
+            num_samples=1,
+            burn_in=400,
             schedule=geometric(0.05, 5.0),
         )
         final = energy(topology, parameters, _states(result.states)[:, -1])
@@ -384,7 +451,9 @@ class BackendConformance:
         """One sweep at very low temperature from the all-up state of a ferromagnet stays up."""
         self._require(backend, "initial states", backend.capabilities.initial_state)
         if backend.capabilities.exact:
-            pytest.skip(f"{backend.name} draws exact samples, which do not depend on initial states")
+            pytest.skip(
+                f"{backend.name} draws exact samples, which do not depend on initial states"
+            )
         from tsu_core.constructors import lattice_2d
 
         topology, parameters = lattice_2d(8)
@@ -392,7 +461,11 @@ class BackendConformance:
         initial = np.ones((chains, topology.num_nodes), dtype=np.int8)
         initial[1::2] = -1
         result = backend.compile(topology).sample(
-            parameters, key=22, num_chains=chains, num_samples=1, schedule=20.0,
+            parameters,
+            key=22,
+            num_chains=chains,
+            num_samples=1,
+            schedule=20.0,
             initial_state=initial,
         )
         states = _states(result.states)[:, 0]
@@ -421,7 +494,9 @@ class BackendConformance:
         assert spins.shape == grid.shape and set(np.unique(spins).tolist()) <= {-1, 1}
         up = (spins == 1).mean(0)
         expected = 1 / (1 + np.exp(-2 * 0.7 * fields))
-        tolerance = stats.mean_tolerance(expected * (1 - expected), draws, fields.size, self.config.alpha)
+        tolerance = stats.mean_tolerance(
+            expected * (1 - expected), draws, fields.size, self.config.alpha, 1.0
+        )
         assert np.all(np.abs(up - expected) <= tolerance), (
             f"P(s=+1) off by up to {np.abs(up - expected).max():.4f} from sigmoid(2 beta f)"
         )
@@ -438,7 +513,9 @@ class BackendConformance:
         weights = np.exp(1.5 * logits)
         expected = weights / weights.sum(1, keepdims=True)
         frequencies = np.stack([np.bincount(indices[:, r], minlength=4) / draws for r in range(2)])
-        tolerance = stats.mean_tolerance(expected * (1 - expected), draws, 8, self.config.alpha)
+        tolerance = stats.mean_tolerance(
+            expected * (1 - expected), draws, 8, self.config.alpha, 1.0
+        )
         assert np.all(np.abs(frequencies - expected) <= tolerance + 1e-12), (
             f"categorical frequencies off by up to {np.abs(frequencies - expected).max():.4f}"
         )
@@ -484,15 +561,21 @@ class BackendConformance:
 
                         schedule = linear(0.5, 1.0)
                     denied.append(
-                        lambda s=schedule: program.sample(parameters, key=0, num_samples=2, schedule=s)
+                        lambda s=schedule: program.sample(
+                            parameters, key=0, num_samples=2, schedule=s
+                        )
                     )
             if not capabilities.clamping:
                 denied.append(
-                    lambda: program.sample(parameters, key=0, clamp=Clamp(np.array([0]), np.array([1])))
+                    lambda: program.sample(
+                        parameters, key=0, clamp=Clamp(np.array([0]), np.array([1]))
+                    )
                 )
             if not capabilities.initial_state:
                 denied.append(
-                    lambda: program.sample(parameters, key=0, initial_state=np.ones((1, 6), np.int8))
+                    lambda: program.sample(
+                        parameters, key=0, initial_state=np.ones((1, 6), np.int8)
+                    )
                 )
         if "categorical" not in capabilities.node_kinds:
             categorical, _ = random_categorical_model(seed=1, num_nodes=3, num_categories=3)

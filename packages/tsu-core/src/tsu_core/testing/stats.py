@@ -7,9 +7,11 @@ Every bound here holds with probability at least `1 - alpha` for a correct sampl
   $E[\mathrm{TV}] \le \tfrac12 \sum_x \sqrt{p_x (1 - p_x) / n}$, and TV changes by at most 1/n
   when one draw changes, so $P(\mathrm{TV} > E[\mathrm{TV}] + \varepsilon) \le e^{-2 n \varepsilon^2}$.
 * A mean of C independent chains, each averaging correlated samples of a quantity with variance
-  $\sigma^2$: its variance is at most $\sigma^2 / C$ (a chain's average has variance at most
-  $\sigma^2$ by Cauchy-Schwarz), so $|\hat\mu - \mu| \le z \sigma / \sqrt{C}$ with $z$ the
-  two-sided normal quantile, Bonferroni-corrected over the number of quantities tested.
+  $\sigma^2$ and $|X - \mu| \le M$: a chain's average has variance at most $\sigma^2$
+  (Cauchy-Schwarz) and the same range, so Bernstein's inequality
+  $P(|\hat\mu - \mu| \ge t) \le 2 \exp(-C t^2 / (2\sigma^2 + 2 M t / 3))$ holds exactly, for any
+  C and any $\sigma$ (no normal approximation, so rare states and near-frozen spins are safe);
+  Bonferroni-corrected over the number of quantities tested.
 * Dvoretzky-Kiefer-Wolfowitz for a KS statistic: $P(\sup|F_n - F| > \varepsilon) \le 2 e^{-2n\varepsilon^2}$.
 """
 
@@ -49,16 +51,33 @@ def total_variation(p: np.ndarray, q: np.ndarray) -> float:
     return 0.5 * float(np.abs(np.asarray(p) - np.asarray(q)).sum())
 
 
-def total_variation_bound(probabilities: np.ndarray, num_draws: int, alpha: float = DEFAULT_ALPHA) -> float:
+def total_variation_bound(
+    probabilities: np.ndarray, num_draws: int, alpha: float = DEFAULT_ALPHA
+) -> float:
     """The TV distance that n independent exact draws exceed with probability below alpha."""
     p = np.asarray(probabilities, dtype=np.float64)
     expected = 0.5 * float(np.sqrt(p * (1 - p) / num_draws).sum())
     return expected + math.sqrt(math.log(1 / alpha) / (2 * num_draws))
 
 
-def mean_tolerance(variance: np.ndarray, num_chains: int, num_tests: int, alpha: float = DEFAULT_ALPHA) -> np.ndarray:
-    """Half-width within which each of `num_tests` chain-averaged means must fall."""
-    return z_threshold(num_tests, alpha) * np.sqrt(np.maximum(variance, 0.0) / num_chains)
+def mean_tolerance(
+    variance: np.ndarray,
+    num_chains: int,
+    num_tests: int = 1,
+    alpha: float = DEFAULT_ALPHA,
+    spread: float = 2.0,
+) -> np.ndarray:
+    """Half-width within which each of `num_tests` chain-averaged means must fall (Bernstein).
+
+    Arguments:
+        variance: the exact variance of one sample of the quantity (an upper bound will do).
+        num_chains: the number of independent chains averaged.
+        spread: a bound on |X - mean| (2 for a spin or a product of spins, 1 for an indicator).
+    """
+    log_term = math.log(2 * max(num_tests, 1) / alpha)
+    linear = spread * log_term / 3
+    variance = np.maximum(np.asarray(variance, dtype=np.float64), 0.0)
+    return (linear + np.sqrt(linear**2 + 2 * num_chains * variance * log_term)) / num_chains
 
 
 def dkw_bound(num_draws: int, alpha: float = DEFAULT_ALPHA) -> float:
