@@ -75,7 +75,10 @@ TEST_MATRIX = [
     for package in _packages()
     for backend in _settings(package).get("test-backends", ["reference"])
     if backend in BACKEND_PACKAGES
-    and (BACKEND_PACKAGES[backend] is None or (PACKAGES_DIR / BACKEND_PACKAGES[backend]).exists())
+    and (
+        BACKEND_PACKAGES[backend] is None
+        or (PACKAGES_DIR / BACKEND_PACKAGES[backend] / "pyproject.toml").exists()
+    )
 ]
 
 
@@ -159,7 +162,7 @@ def lint(session: nox.Session) -> None:
 def _best_backend_packages() -> list[str]:
     for backend in ("jax-sim", "thrml"):
         package = BACKEND_PACKAGES[backend]
-        if (PACKAGES_DIR / package).exists():
+        if (PACKAGES_DIR / package / "pyproject.toml").exists():
             return [package]
     return []
 
