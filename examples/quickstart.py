@@ -91,6 +91,15 @@ def plot(rows, size, backend_name, path: Path) -> None:
     )
     left.set(xlabel="beta = 1 / T", ylabel="energy per spin")
     right.plot(fine, onsager_magnetisation(fine), "k-", lw=1.2, label="Onsager (infinite lattice)")
+    if size * size <= 20:
+        # Small enough to enumerate: the exact <|m|> of this very lattice.
+        grid = np.linspace(betas.min(), betas.max(), 60)
+        model = tsu_core.lattice_2d(size)
+        exact = [
+            tsu_core.ExactDistribution.of(*model, b).expectation(lambda s: np.abs(s.mean(1)))
+            for b in grid
+        ]
+        right.plot(grid, exact, "C1--", lw=1.2, label=f"exact <|m|> (enumeration, {size}x{size})")
     right.errorbar(
         betas,
         [row["magnetisation"] for row in rows],
