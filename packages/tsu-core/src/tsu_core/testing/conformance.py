@@ -203,105 +203,78 @@ class BackendConformance:
         self._assert_distribution(backend, topology, parameters, 1.0, clamp, seed=14)
 
     # -- moments ---------------------------------------------------------------------------------
-    def test_spin_moments(self, backend: Backend) -> None:
-        topology, parameters = random_spin_model(seed=5, num_nodes=10, edge_probability=0.4)
-        self._fits(backend, topology)
-        beta, chains = 1.0, self.config.num_chains
-        result = backend.compile(topology).moments(
+    def _assert_moments(self, result, exact: ExactDistribution, chains: int) -> None:
+        """Node and edge moments and the mean energy within Bernstein tolerances of the exact
+        values (the variance of a spin product is 1 - m^2; of an indicator, p (1 - p))."""
+        nodes, edges = to_numpy(result.nodes), to_numpy(result.edges)
+        assert nodes.shape == exact.node_moments.shape, f"moments.nodes: shape {nodes.shape}"
+        assert edges.shape == exact.edge_moments.shape, f"moments.edges: shape {edges.shape}"
+        tests = nodes.size + edges.size + 1
+        for name, got, want in (
+            ("nodes", nodes, exact.node_moments),
+            ("edges", edges, exact.edge_moments),
+        ):
+            if exact.topology.is_spin:
+                variance, spread = 1 - want**2, 2.0
+            else:
+                variance, spread = want * (1 - want), 1.0
+            tolerance = stats.mean_tolerance(variance, chains, tests, self.config.alpha, spread)
+            error = np.abs(got - want)
+            worst = np.unravel_index(np.argmax(error - tolerance), error.shape)
+            assert np.all(error <= tolerance + 1e-9), (
+                f"moments.{name}{list(worst)} = {got[worst]:.4f}, exact {want[worst]:.4f} "
+                f"(tolerance {tolerance[worst]:.4f})"
+            )
+        spread = float(np.ptp(exact.energies))
+        energy_tolerance = stats.mean_tolerance(
+            exact.energy_variance, chains, tests, self.config.alpha, spread
+        )
+        mean_energy = float(to_numpy(result.energy))
+        assert abs(mean_energy - exact.mean_energy) <= energy_tolerance, (
+            f"mean energy {mean_energy:.4f}, exact {exact.mean_energy:.4f} "
+            f"(tolerance {energy_tolerance:.4f})"
+        )
+        final = _states(result.final_state)
+        assert final.shape == (chains, exact.topology.num_nodes), f"final_state: {final.shape}"
+
+    def _moments(self, backend, topology, parameters, beta, clamp=None, seed=0):
+        return backend.compile(topology).moments(
             parameters,
-            key=15,
-            num_chains=chains,
+            key=seed,
+            num_chains=self.config.num_chains,
             num_samples=8,
             thinning=2,
             burn_in=self.config.burn_in,
             schedule=beta,
+            clamp=clamp,
         )
-        exact = ExactDistribution.of(topology, parameters, beta)
-        nodes, edges = to_numpy(result.nodes), to_numpy(result.edges)
-        assert result.num_samples == chains * 8
-        tests = topology.num_nodes + topology.num_edges + 1
-        node_tol = stats.mean_tolerance(1 - exact.node_moments**2, chains, tests, self.config.alpha)
-        edge_tol = stats.mean_tolerance(1 - exact.edge_moments**2, chains, tests, self.config.alpha)
-        energy_tol = stats.mean_tolerance(
-            exact.energy_variance,
-            chains,
-            tests,
-            self.config.alpha,
-            spread=float(np.ptp(exact.energies)),
-        )
-        worst = np.argmax(np.abs(nodes - exact.node_moments) - node_tol)
-        assert np.all(np.abs(nodes - exact.node_moments) <= node_tol), (
-            f"<s_{worst}> = {nodes[worst]:.4f}, exact {exact.node_moments[worst]:.4f} "
-            f"(tolerance {node_tol[worst]:.4f})"
-        )
-        worst = np.argmax(np.abs(edges - exact.edge_moments) - edge_tol)
-        assert np.all(np.abs(edges - exact.edge_moments) <= edge_tol), (
-            f"<s_i s_j> on edge {worst} = {edges[worst]:.4f}, exact {exact.edge_moments[worst]:.4f}"
-            f" (tolerance {edge_tol[worst]:.4f})"
-        )
-        mean_energy = float(to_numpy(result.energy))
-        assert abs(mean_energy - exact.mean_energy) <= energy_tol, (
-            f"mean energy {mean_energy:.4f}, exact {exact.mean_energy:.4f} (tolerance {energy_tol:.4f})"
-        )
-        final = _states(result.final_state)
-        assert final.shape == (chains, topology.num_nodes)
+
+    def test_spin_moments(self, backend: Backend) -> None:
+        topology, parameters = random_spin_model(seed=5, num_nodes=10, edge_probability=0.4)
+        self._fits(backend, topology)
+        result = self._moments(backend, topology, parameters, 1.0, seed=15)
+        assert result.num_samples == self.config.num_chains * 8, "num_samples: chains x samples"
+        exact = ExactDistribution.of(topology, parameters, 1.0)
+        self._assert_moments(result, exact, self.config.num_chains)
 
     def test_spin_moments_clamped(self, backend: Backend) -> None:
         topology, parameters = random_spin_model(seed=6, num_nodes=9, edge_probability=0.5)
         self._fits(backend, topology)
         self._require(backend, "clamping", backend.capabilities.clamping)
-        nodes, values, chains = np.array([0, 3, 8]), np.array([1, -1, 1]), self.config.num_chains
-        result = backend.compile(topology).moments(
-            parameters,
-            key=16,
-            num_chains=chains,
-            num_samples=4,
-            thinning=2,
-            burn_in=self.config.burn_in,
-            schedule=0.8,
-            clamp=Clamp(nodes, values),
+        nodes, values = np.array([0, 3, 8]), np.array([1, -1, 1])
+        result = self._moments(backend, topology, parameters, 0.8, Clamp(nodes, values), seed=16)
+        assert np.allclose(to_numpy(result.nodes)[nodes], values), (
+            "moments of clamped nodes must equal the clamp values"
         )
         exact = ExactDistribution.of(topology, parameters, 0.8, nodes, values)
-        got_nodes, got_edges = to_numpy(result.nodes), to_numpy(result.edges)
-        assert np.allclose(got_nodes[nodes], values), (
-            "moments of clamped nodes must equal the clamp"
-        )
-        tests = topology.num_nodes + topology.num_edges
-        node_tol = stats.mean_tolerance(1 - exact.node_moments**2, chains, tests, self.config.alpha)
-        edge_tol = stats.mean_tolerance(1 - exact.edge_moments**2, chains, tests, self.config.alpha)
-        assert np.all(np.abs(got_nodes - exact.node_moments) <= node_tol + 1e-6)
-        assert np.all(np.abs(got_edges - exact.edge_moments) <= edge_tol + 1e-6)
+        self._assert_moments(result, exact, self.config.num_chains)
 
     def test_categorical_moments(self, backend: Backend) -> None:
         topology, parameters = random_categorical_model(seed=7, num_nodes=5, num_categories=3)
         self._fits(backend, topology)
-        chains = self.config.num_chains
-        result = backend.compile(topology).moments(
-            parameters,
-            key=17,
-            num_chains=chains,
-            num_samples=4,
-            thinning=2,
-            burn_in=self.config.burn_in,
-            schedule=1.0,
-        )
+        result = self._moments(backend, topology, parameters, 1.0, seed=17)
         exact = ExactDistribution.of(topology, parameters, 1.0)
-        nodes, edges = to_numpy(result.nodes), to_numpy(result.edges)
-        assert nodes.shape == exact.node_moments.shape and edges.shape == exact.edge_moments.shape
-        tests = nodes.size + edges.size
-        # An indicator with probability p has variance p (1 - p).
-        node_tol = stats.mean_tolerance(
-            exact.node_moments * (1 - exact.node_moments), chains, tests, self.config.alpha, 1.0
-        )
-        edge_tol = stats.mean_tolerance(
-            exact.edge_moments * (1 - exact.edge_moments), chains, tests, self.config.alpha, 1.0
-        )
-        assert np.all(np.abs(nodes - exact.node_moments) <= node_tol + 1e-9), (
-            f"node marginals off by up to {np.abs(nodes - exact.node_moments).max():.4f}"
-        )
-        assert np.all(np.abs(edges - exact.edge_moments) <= edge_tol + 1e-9), (
-            f"edge joint frequencies off by up to {np.abs(edges - exact.edge_moments).max():.4f}"
-        )
+        self._assert_moments(result, exact, self.config.num_chains)
 
     # -- the 2D Ising model ----------------------------------------------------------------------
     def _lattice_size(self, backend: Backend) -> int:

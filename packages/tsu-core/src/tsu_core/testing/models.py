@@ -8,6 +8,16 @@ from tsu_core.parameters import Parameters
 from tsu_core.topology import Topology
 
 
+def _connected_random_edges(
+    generator: np.random.Generator, num_nodes: int, edge_probability: float
+) -> np.ndarray:
+    """Erdos-Renyi edges plus the path 0-1-...-(N-1), so the graph is connected."""
+    rows, cols = np.triu_indices(num_nodes, k=1)
+    keep = generator.random(rows.size) < edge_probability
+    keep[np.flatnonzero(cols == rows + 1)] = True
+    return np.stack([rows[keep], cols[keep]], axis=1)
+
+
 def random_spin_model(
     seed: int,
     num_nodes: int,
@@ -17,10 +27,7 @@ def random_spin_model(
 ) -> tuple[Topology, Parameters]:
     """A connected Erdos-Renyi spin glass with Gaussian weights and biases."""
     generator = np.random.default_rng(seed)
-    rows, cols = np.triu_indices(num_nodes, k=1)
-    keep = generator.random(rows.size) < edge_probability
-    keep[np.flatnonzero(cols == rows + 1)] = True  # a path through all nodes keeps it connected
-    topology = Topology(num_nodes, np.stack([rows[keep], cols[keep]], axis=1))
+    topology = Topology(num_nodes, _connected_random_edges(generator, num_nodes, edge_probability))
     parameters = Parameters(
         generator.normal(0, weight_scale, topology.num_edges),
         generator.normal(0, bias_scale, num_nodes),
@@ -38,12 +45,8 @@ def random_categorical_model(
 ) -> tuple[Topology, Parameters]:
     """A connected Potts-like model with a random K x K matrix per edge."""
     generator = np.random.default_rng(seed)
-    rows, cols = np.triu_indices(num_nodes, k=1)
-    keep = generator.random(rows.size) < edge_probability
-    keep[np.flatnonzero(cols == rows + 1)] = True
-    topology = Topology(
-        num_nodes, np.stack([rows[keep], cols[keep]], axis=1), num_categories=num_categories
-    )
+    edges = _connected_random_edges(generator, num_nodes, edge_probability)
+    topology = Topology(num_nodes, edges, num_categories=num_categories)
     parameters = Parameters(
         generator.normal(0, weight_scale, (topology.num_edges, num_categories, num_categories)),
         generator.normal(0, bias_scale, (num_nodes, num_categories)),
