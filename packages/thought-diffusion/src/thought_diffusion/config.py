@@ -1,0 +1,142 @@
+"""Model and training configuration: dataclasses with working defaults and size presets."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The denoiser transformer, its thought path and the thought stack's shape.
+
+    Arguments:
+        vocab_size: number of token ids, the mask token included (it is the last id).
+        max_length: the longest token sequence the model reads (one turn, prompt + answer).
+        width: the residual stream's width (d_model).
+        depth: the number of transformer blocks.
+        num_heads: attention heads per block.
+        use_thoughts: False gives the baseline: the same model with the thought path removed.
+        thought_height, thought_width, thought_channels: one thought's shape H x W x C.
+        stack_size: S, the number of thoughts the stack holds.
+        causal: True turns the denoiser into the autoregressive baseline (causal mask).
+        gradient_checkpointing: recompute each block's activations in the backward pass.
+    """
+
+    vocab_size: int = 257
+    max_length: int = 256
+    width: int = 256
+    depth: int = 4
+    num_heads: int = 4
+    use_thoughts: bool = True
+    thought_height: int = 16
+    thought_width: int = 16
+    thought_channels: int = 64
+    stack_size: int = 8
+    causal: bool = False
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        if self.width % self.num_heads or (self.width // self.num_heads) % 2:
+            raise ValueError(
+                f"width {self.width} must split into {self.num_heads} heads of even size"
+            )
+        if self.vocab_size < 2:
+            raise ValueError(
+                f"vocab_size must be >= 2 (a token and the mask), got {self.vocab_size}"
+            )
+
+    @property
+    def mask_id(self) -> int:
+        """The absorbing (mask) token: the last id of the vocabulary."""
+        return self.vocab_size - 1
+
+    @property
+    def thought_tokens(self) -> int:
+        """Tokens one thought contributes to cross-attention (H * W)."""
+        return self.thought_height * self.thought_width
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        return cls(**values)
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # CPU tests and demos: runs in milliseconds.
+    "tiny": ModelConfig(
+        max_length=64,
+        width=64,
+        depth=2,
+        num_heads=2,
+        thought_height=4,
+        thought_width=4,
+        thought_channels=16,
+        stack_size=4,
+    ),
+    # About 25M parameters in the transformer body.
+    "small": ModelConfig(max_length=256, width=512, depth=8, num_heads=8),
+    # About 100M parameters in the transformer body.
+    "base": ModelConfig(max_length=256, width=768, depth=14, num_heads=12),
+}
+
+
+def preset(name: str, **overrides: Any) -> ModelConfig:
+    """A preset by name ('tiny', 'small', 'base'), with fields overridden."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+    return replace(PRESETS[name], **overrides)
+
+
+@dataclass
+class TrainConfig:
+    """The training run.
+
+    Arguments:
+        objective: 'diffusion' (masked diffusion ELBO) or 'autoregressive' (the AR baseline).
+        schedule: the mask schedule alpha(t): 'linear' or 'cosine'.
+        turn_length: tokens per turn; a training sequence is `num_turns` consecutive turns.
+        num_turns: turns per training sequence (thoughts written after each but the last).
+        recall_probability: fraction of sequences whose last turn repeats the first (the
+            multi-turn task whose answer depends on an earlier turn).
+        progressive_steps: if > 0, the largest mask ratio ramps from `progressive_start` to 1
+            over this many steps (the progressive mask-ratio schedule).
+        max_minutes: stop after this wall-clock budget (0: no limit).
+        precision: 'bf16' (autocast on CUDA), 'fp16' or 'fp32'.
+    """
+
+    objective: str = "diffusion"
+    schedule: str = "linear"
+    batch_size: int = 32
+    turn_length: int = 64
+    num_turns: int = 3
+    recall_probability: float = 0.25
+    steps: int = 1000
+    learning_rate: float = 3e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    gradient_clip: float = 1.0
+    accumulation_steps: int = 1
+    precision: str = "bf16"
+    progressive_steps: int = 0
+    progressive_start: float = 0.3
+    next_thought_weight: float = 0.0
+    reconstruction_weight: float = 0.0
+    eval_interval: int = 200
+    eval_batches: int = 8
+    checkpoint_interval: int = 500
+    max_minutes: float = 0.0
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.objective not in ("diffusion", "autoregressive"):
+            raise ValueError(
+                f"objective: expected 'diffusion' or 'autoregressive', got {self.objective!r}"
+            )
+        if self.schedule not in ("linear", "cosine"):
+            raise ValueError(f"schedule: expected 'linear' or 'cosine', got {self.schedule!r}")
+        if self.num_turns < 1 or self.turn_length < 2:
+            raise ValueError("num_turns must be >= 1 and turn_length >= 2")

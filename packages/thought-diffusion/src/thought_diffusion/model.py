@@ -1,0 +1,324 @@
+"""The denoiser: a bidirectional transformer whose text cross-attends to a stack of thoughts.
+
+Blocks are pre-norm (RMSNorm) with rotary self-attention (no causal mask, unless the config
+asks for the autoregressive baseline), cross-attention to the thought memory, and a SwiGLU MLP.
+The thought memory is built once per call from the stack: each thought's H x W tokens get a
+2D position embedding and a temporal embedding of their age, then temporal attention mixes
+each spatial position across the stack's slots. Each slot's keys carry the bias
+log sigmoid(importance), so the importance score is learned by how much the text uses it.
+With `use_thoughts=False` none of the thought modules exist: the baseline.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from einops import rearrange
+from torch import nn
+from torch.nn import functional
+from torch.utils.checkpoint import checkpoint
+
+from thought_diffusion.config import ModelConfig
+from thought_diffusion.thoughts import ThoughtStack
+
+Cache = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+class RMSNorm(nn.Module):
+    """x / sqrt(mean(x^2) + eps) * weight."""
+
+    def __init__(self, width: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        normed = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)
+        return normed.to(x.dtype) * self.weight
+
+
+def rotate(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Rotary position embedding of (B, heads, L, D) at integer positions (L,).
+
+    Pairs (x_i, x_{i+D/2}) rotate by angle position * 10000^(-2i/D).
+    """
+    half = x.shape[-1] // 2
+    frequencies = 10000.0 ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
+    angles = positions.float()[:, None] * frequencies[None]
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    first, second = x[..., :half], x[..., half:]
+    return torch.cat([first * cos - second * sin, first * sin + second * cos], -1)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, width: int, num_heads: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(width, 3 * width, bias=False)
+        self.out = nn.Linear(width, width, bias=False)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        positions: torch.Tensor,
+        causal: bool,
+        prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        q, k, v = rearrange(
+            self.qkv(x), "b l (three h d) -> three b h l d", three=3, h=self.num_heads
+        )
+        q, k = rotate(q, positions), rotate(k, positions)
+        if prefix is not None:
+            k, v = torch.cat([prefix[0], k], 2), torch.cat([prefix[1], v], 2)
+        out = functional.scaled_dot_product_attention(q, k, v, is_causal=causal and prefix is None)
+        return self.out(rearrange(out, "b h l d -> b l (h d)")), (k, v)
+
+
+class CrossAttention(nn.Module):
+    """Queries from the text, keys and values from the thought memory with an additive bias."""
+
+    def __init__(self, width: int, num_heads: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.query = nn.Linear(width, width, bias=False)
+        self.key_value = nn.Linear(width, 2 * width, bias=False)
+        self.out = nn.Linear(width, width, bias=False)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        q = rearrange(self.query(x), "b l (h d) -> b h l d", h=self.num_heads)
+        k, v = rearrange(
+            self.key_value(memory), "b m (two h d) -> two b h m d", two=2, h=self.num_heads
+        )
+        out = functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias[:, None, None, :].to(q.dtype)
+        )
+        return self.out(rearrange(out, "b h l d -> b l (h d)"))
+
+
+class SwiGLU(nn.Module):
+    """W2 (silu(W1 x) * W3 x), hidden width 8/3 of the model's, rounded up to 64."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        hidden = 64 * math.ceil(8 * width / 3 / 64)
+        self.gate = nn.Linear(width, hidden, bias=False)
+        self.up = nn.Linear(width, hidden, bias=False)
+        self.down = nn.Linear(hidden, width, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(functional.silu(self.gate(x)) * self.up(x))
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.attention_norm = RMSNorm(config.width)
+        self.attention = SelfAttention(config.width, config.num_heads)
+        if config.use_thoughts:
+            self.cross_norm = RMSNorm(config.width)
+            self.cross = CrossAttention(config.width, config.num_heads)
+        self.mlp_norm = RMSNorm(config.width)
+        self.mlp = SwiGLU(config.width)
+        self.causal = config.causal
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        positions: torch.Tensor,
+        memory: tuple[torch.Tensor, torch.Tensor] | None,
+        prefix: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        attended, key_value = self.attention(self.attention_norm(x), positions, self.causal, prefix)
+        x = x + attended
+        if memory is not None:
+            x = x + self.cross(self.cross_norm(x), *memory)
+        return x + self.mlp(self.mlp_norm(x)), key_value
+
+
+class ThoughtReader(nn.Module):
+    """Turns a stack (B, S, H, W, C) into memory tokens (B, 1 + S*H*W, width) and their bias.
+
+    A learned null token is always present, so a text with an empty stack attends to it alone.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        width = config.width
+        self.project = nn.Linear(config.thought_channels, width)
+        self.rows = nn.Parameter(torch.randn(config.thought_height, width) * 0.02)
+        self.columns = nn.Parameter(torch.randn(config.thought_width, width) * 0.02)
+        self.ages = nn.Embedding(config.stack_size + 1, width)
+        self.temporal_norm = RMSNorm(width)
+        self.temporal = nn.MultiheadAttention(width, config.num_heads, batch_first=True, bias=False)
+        self.null = nn.Parameter(torch.randn(1, 1, width) * 0.02)
+        self.stack_size = config.stack_size
+
+    def forward(self, stack: ThoughtStack) -> tuple[torch.Tensor, torch.Tensor]:
+        batch, slots, height, width, _ = stack.thoughts.shape
+        tokens = self.project(stack.thoughts)  # (B, S, H, W, d)
+        tokens = tokens + self.rows[:, None] + self.columns[None]
+        ages = stack.ages.clamp(max=self.stack_size)
+        tokens = tokens + self.ages(ages)[:, :, None, None]
+        # Temporal attention: each spatial position attends across the stack's held slots.
+        sequence = rearrange(tokens, "b s h w d -> (b h w) s d")
+        invalid = ~stack.valid
+        invalid = invalid & ~invalid.all(1, keepdim=True)  # all-empty rows: mask nothing
+        invalid = invalid.repeat_interleave(height * width, 0)
+        normed = self.temporal_norm(sequence)
+        mixed, _ = self.temporal(
+            normed, normed, normed, key_padding_mask=invalid, need_weights=False
+        )
+        sequence = sequence + mixed
+        memory = rearrange(sequence, "(b h w) s d -> b (s h w) d", b=batch, h=height, w=width)
+        bias = torch.where(
+            stack.valid,
+            functional.logsigmoid(stack.importance.float()),
+            torch.full_like(stack.importance.float(), -torch.inf),
+        )
+        bias = bias.repeat_interleave(height * width, 1)
+        memory = torch.cat([self.null.expand(batch, -1, -1).to(memory.dtype), memory], 1)
+        bias = torch.cat([torch.zeros_like(bias[:, :1]), bias], 1)
+        return memory, bias
+
+
+class ThoughtWriter(nn.Module):
+    """A new thought (B, H, W, C) and its importance (B,) from a turn's final hidden states.
+
+    H*W learned queries (with 2D positions) attend over the turn; an MLP maps each to C channels.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        width = config.width
+        self.height, self.width = config.thought_height, config.thought_width
+        self.queries = nn.Parameter(torch.randn(config.thought_tokens, width) * 0.02)
+        self.attention = nn.MultiheadAttention(
+            width, config.num_heads, batch_first=True, bias=False
+        )
+        self.norm = RMSNorm(width)
+        self.to_thought = nn.Sequential(
+            nn.Linear(width, width), nn.SiLU(), nn.Linear(width, config.thought_channels)
+        )
+        self.importance = nn.Linear(width, 1)
+
+    def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        queries = self.queries[None].expand(hidden.shape[0], -1, -1).to(hidden.dtype)
+        pooled, _ = self.attention(queries, hidden, hidden, need_weights=False)
+        pooled = self.norm(pooled + queries)
+        thought = rearrange(self.to_thought(pooled), "b (h w) c -> b h w c", h=self.height)
+        importance = self.importance(pooled.mean(1)).squeeze(-1)
+        return thought.float(), importance.float()
+
+
+class ThoughtDiffusionLM(nn.Module):
+    """Token ids (B, L) -> logits (B, L, V), conditioned on a thought stack.
+
+    For the diffusion objective the mask token's logit is -inf: the model never predicts it.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.width)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.depth))
+        self.norm = RMSNorm(config.width)
+        self.head = nn.Linear(config.width, config.vocab_size, bias=False)
+        if config.use_thoughts:
+            self.reader = ThoughtReader(config)
+            self.writer = ThoughtWriter(config)
+            # Predicts the next thought from the newest held one (an optional auxiliary loss).
+            self.next_thought = nn.Linear(config.thought_channels, config.thought_channels)
+        self.apply(self._initialise)
+
+    @staticmethod
+    def _initialise(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=0.02)
+
+    def num_parameters(self, thought_path: bool | None = None) -> int:
+        """Parameters in all (None), only the thought path (True), or all but it (False)."""
+        total = 0
+        for name, parameter in self.named_parameters():
+            in_thoughts = (
+                name.startswith(("reader.", "writer.", "next_thought.")) or ".cross" in name
+            )
+            if thought_path is None or thought_path == in_thoughts:
+                total += parameter.numel()
+        return total
+
+    def read(self, stack: ThoughtStack | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The thought memory for a stack (None without thoughts). Reuse it across calls."""
+        if not self.config.use_thoughts or stack is None:
+            return None
+        return self.reader(stack)
+
+    def write(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A new thought and its importance from final hidden states (B, L, width)."""
+        if not self.config.use_thoughts:
+            raise ValueError("this model has no thought path (use_thoughts=False)")
+        return self.writer(hidden)
+
+    def check_tokens(self, tokens: torch.Tensor, offset: int = 0) -> None:
+        """Clear errors for ids outside the vocabulary and for over-long inputs."""
+        if tokens.dim() != 2:
+            raise ValueError(f"tokens: expected shape (batch, length), got {tuple(tokens.shape)}")
+        if tokens.shape[1] == 0:
+            raise ValueError("tokens: the input is empty; give at least one token")
+        if offset + tokens.shape[1] > self.config.max_length:
+            raise ValueError(
+                f"tokens: {offset + tokens.shape[1]} positions exceed the model's max_length "
+                f"{self.config.max_length}; shorten the prompt or the requested length"
+            )
+        low, high = int(tokens.min()), int(tokens.max())
+        if low < 0 or high >= self.config.vocab_size:
+            raise ValueError(
+                f"tokens: ids must lie in [0, {self.config.vocab_size}) for this model's "
+                f"vocabulary, got ids in [{low}, {high}]; was the text encoded with the "
+                "tokenizer the model was trained with?"
+            )
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        memory: tuple[torch.Tensor, torch.Tensor] | None = None,
+        prefix: Cache | None = None,
+        cache_length: int = 0,
+        return_hidden: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, Cache | None]:
+        """Logits (B, L, V); also the final hidden states and the first `cache_length`
+        positions' keys and values per layer when asked.
+
+        Arguments:
+            tokens: (B, L) ids.
+            memory: the thought memory from `read` (None: no thoughts; the baseline ignores it).
+            prefix: cached keys/values of earlier positions; `tokens` then start after them.
+            cache_length: return keys/values of this many leading positions (0: none).
+            return_hidden: return the final normed hidden states (B, L, width).
+        """
+        offset = 0 if prefix is None else prefix[0][0].shape[2]
+        self.check_tokens(tokens, offset)
+        positions = torch.arange(offset, offset + tokens.shape[1], device=tokens.device)
+        if not self.config.use_thoughts:
+            memory = None
+        x = self.embedding(tokens)
+        cache: Cache = []
+        for index, block in enumerate(self.blocks):
+            layer_prefix = None if prefix is None else prefix[index]
+            if self.config.gradient_checkpointing and self.training:
+                x, key_value = checkpoint(
+                    block, x, positions, memory, layer_prefix, use_reentrant=False
+                )
+            else:
+                x, key_value = block(x, positions, memory, layer_prefix)
+            if cache_length:
+                cache.append((key_value[0][:, :, :cache_length], key_value[1][:, :, :cache_length]))
+        hidden = self.norm(x)
+        logits = self.head(hidden).float()
+        if not self.config.causal:
+            logits[..., self.config.mask_id] = -torch.inf
+        return logits, (hidden if return_hidden else None), (cache if cache_length else None)

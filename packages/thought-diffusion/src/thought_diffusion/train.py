@@ -1,0 +1,431 @@
+"""Training: multi-turn masked diffusion (or the autoregressive baseline) with checkpoints.
+
+Each training sequence is T consecutive turns. Turn k is denoised with the thought stack built
+from turns 1..k-1: after each turn the model reads the clean turn, writes a thought and pushes
+it, and gradients flow back through the pushes. The baseline (`use_thoughts=False`) and the
+autoregressive model score every turn on its own. Mixed precision (bf16 autocast on CUDA),
+gradient checkpointing, gradient accumulation, data parallelism under `torchrun` (each rank
+draws its own batches; gradients are averaged with an all-reduce before each optimiser step,
+which is what DDP does, done by hand because one step runs the model several times per turn
+sequence), a CSV log, and
+safetensors checkpoints written atomically that resume the run exactly (model, optimiser,
+step and random-generator state).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch.nn import functional
+from tqdm import tqdm
+
+from thought_diffusion.config import ModelConfig, TrainConfig
+from thought_diffusion.data import TokenData
+from thought_diffusion.diffusion import autoregressive_loss, diffusion_loss
+from thought_diffusion.model import ThoughtDiffusionLM
+from thought_diffusion.thoughts import ThoughtStack
+
+logger = logging.getLogger(__name__)
+
+
+def sequence_loss(
+    model: ThoughtDiffusionLM,
+    batch: torch.Tensor,
+    train: TrainConfig,
+    generator: torch.Generator,
+    maximum_t: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean loss per token over a (B, T, L) batch and the per-turn bound (T,) in nats/token.
+
+    Diffusion: the negative-ELBO estimate; autoregressive: the negative log-likelihood.
+    Optional auxiliary losses (thought model only): predict the next thought from the newest
+    held one (MSE) and reconstruct a turn from its thought alone (the fully masked turn's ELBO
+    at t = 1, i.e. cross-entropy of every position), each with its own weight.
+    """
+    core = model.module if hasattr(model, "module") else model
+    config = core.config
+    batch_size, num_turns, length = batch.shape
+    stack = ThoughtStack.empty(batch_size, config, batch.device) if config.use_thoughts else None
+    per_turn = []
+    auxiliary = batch.new_zeros((), dtype=torch.float32)
+    for turn in range(num_turns):
+        tokens = batch[:, turn]
+        memory = core.read(stack) if stack is not None else None
+        if train.objective == "autoregressive":
+            loss = autoregressive_loss(model, tokens)
+        else:
+            loss = diffusion_loss(
+                model, tokens, train.schedule, generator, memory, maximum_t=maximum_t
+            )
+        per_turn.append(loss.mean() / length)
+        if stack is not None and turn < num_turns - 1:
+            _, hidden, _ = model(tokens, memory, return_hidden=True)
+            thought, importance = core.write(hidden)
+            if train.next_thought_weight > 0 and turn > 0:
+                newest = stack.thoughts.gather(
+                    1,
+                    stack.ages.argmin(1)[:, None, None, None, None].expand(
+                        -1, 1, *stack.thoughts.shape[2:]
+                    ),
+                ).squeeze(1)
+                auxiliary = auxiliary + train.next_thought_weight * functional.mse_loss(
+                    core.next_thought(newest), thought.detach()
+                )
+            if train.reconstruction_weight > 0:
+                alone = ThoughtStack.empty(batch_size, config, batch.device).push(
+                    thought, importance
+                )
+                masked = torch.full_like(tokens, config.mask_id)
+                logits, _, _ = model(masked, core.read(alone))
+                auxiliary = auxiliary + train.reconstruction_weight * functional.cross_entropy(
+                    logits.flatten(0, 1), tokens.flatten()
+                )
+            stack = stack.push(thought, importance)
+    per_turn = torch.stack(per_turn)
+    return per_turn.mean() + auxiliary, per_turn.detach()
+
+
+def learning_rate(step: int, train: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to 10% over `train.steps`."""
+    if step < train.warmup_steps:
+        return train.learning_rate * (step + 1) / train.warmup_steps
+    progress = min(1.0, (step - train.warmup_steps) / max(1, train.steps - train.warmup_steps))
+    return train.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def progressive_maximum(step: int, train: TrainConfig) -> float:
+    """The largest mask time t allowed at `step` (progressive mask-ratio schedule)."""
+    if train.progressive_steps <= 0:
+        return 1.0
+    fraction = min(1.0, step / train.progressive_steps)
+    return train.progressive_start + (1 - train.progressive_start) * fraction
+
+
+def make_optimizer(model: torch.nn.Module, train: TrainConfig) -> torch.optim.AdamW:
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    other = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": train.weight_decay},
+            {"params": other, "weight_decay": 0.0},
+        ],
+        lr=train.learning_rate,
+        betas=(0.9, 0.95),
+        fused=False,
+    )
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: ThoughtDiffusionLM,
+    optimizer: torch.optim.Optimizer | None,
+    step: int,
+    generator: torch.Generator | None,
+    train: TrainConfig,
+    tokenizer_json: str,
+    rank_generators: list[torch.Tensor] | None = None,
+) -> None:
+    """Write model, optimiser and generator state to one safetensors file, atomically.
+
+    `rank_generators` holds every data-parallel rank's generator state (rank r resumes from
+    `generator.r`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {
+        f"model.{name}": value.detach().cpu().contiguous()
+        for name, value in model.state_dict().items()
+    }
+    optimizer_meta = None
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        for index, values in state["state"].items():
+            for name, value in values.items():
+                tensors[f"optimizer.{index}.{name}"] = (
+                    torch.as_tensor(value).detach().cpu().contiguous()
+                )
+        optimizer_meta = state["param_groups"]
+    if generator is not None:
+        tensors["generator"] = generator.get_state()
+    for rank, state in enumerate(rank_generators or []):
+        tensors[f"generator.{rank}"] = state
+    metadata = {
+        "model_config": json.dumps(model.config.to_dict()),
+        "train_config": json.dumps(asdict(train)),
+        "step": str(step),
+        "optimizer_groups": json.dumps(optimizer_meta),
+        "tokenizer": tokenizer_json,
+    }
+    temporary = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(temporary), metadata=metadata)
+    os.replace(temporary, path)
+
+
+def load_checkpoint(
+    path: str | Path, device: torch.device | str = "cpu"
+) -> tuple[ThoughtDiffusionLM, dict]:
+    """A model from a checkpoint, and the rest: step, train config, tokenizer, raw tensors."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint: no file at {path}")
+    with safe_open(str(path), "pt") as handle:
+        metadata = handle.metadata()
+    tensors = load_file(str(path))
+    config = ModelConfig.from_dict(json.loads(metadata["model_config"]))
+    model = ThoughtDiffusionLM(config)
+    model.load_state_dict(
+        {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    )
+    model.to(device)
+    return model, {
+        "step": int(metadata["step"]),
+        "train_config": TrainConfig(**json.loads(metadata["train_config"])),
+        "tokenizer": metadata["tokenizer"],
+        "optimizer_groups": json.loads(metadata["optimizer_groups"]),
+        "tensors": tensors,
+    }
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, extra: dict) -> None:
+    """Load the optimiser state saved by `save_checkpoint`."""
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in extra["tensors"].items():
+        if name.startswith("optimizer."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value
+    optimizer.load_state_dict({"state": state, "param_groups": extra["optimizer_groups"]})
+
+
+@torch.no_grad()
+def evaluate(
+    model: ThoughtDiffusionLM,
+    data: TokenData,
+    train: TrainConfig,
+    num_batches: int,
+    seed: int = 1234,
+    recall_only: bool = False,
+) -> dict[str, float]:
+    """Validation bound in nats/token (mean and per turn) with a fixed generator.
+
+    Diffusion models give the MDLM negative-ELBO bound (Monte Carlo over t and masks);
+    the autoregressive model its exact negative log-likelihood. Perplexity = exp(nats).
+    """
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    totals = []
+    for _ in range(num_batches):
+        if recall_only:
+            batch = data.recall_episodes(
+                train.batch_size, train.num_turns, train.turn_length, generator
+            )
+        else:
+            batch = data.batch(
+                "validation", train.batch_size, train.num_turns, train.turn_length, generator
+            )
+        _, per_turn = sequence_loss(model, batch.to(device), train, generator)
+        totals.append(per_turn.cpu())
+    model.train(was_training)
+    per_turn = torch.stack(totals).mean(0)
+    return {
+        "nats_per_token": float(per_turn.mean()),
+        "perplexity": float(per_turn.mean().exp()),
+        "per_turn_nats": [float(v) for v in per_turn],
+    }
+
+
+def _autocast(precision: str, device: torch.device):
+    if device.type == "cuda" and precision in ("bf16", "fp16"):
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return nullcontext()
+
+
+def train_model(
+    model_config: ModelConfig,
+    train: TrainConfig,
+    data: TokenData,
+    output: str | Path,
+    tokenizer_json: str,
+    resume: bool = True,
+    device: str | None = None,
+    progress: bool = True,
+) -> tuple[ThoughtDiffusionLM, list[dict]]:
+    """Train (or resume from `output/checkpoint.safetensors`) and return the model and log rows."""
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    rank = 0
+    if distributed:
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        rank = torch.distributed.get_rank()
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    if device is None:
+        device = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if train.objective == "autoregressive":
+        model_config = ModelConfig.from_dict(
+            {**model_config.to_dict(), "causal": True, "use_thoughts": False}
+        )
+    torch.manual_seed(train.seed)
+    model = ThoughtDiffusionLM(model_config).to(device)
+    optimizer = make_optimizer(model, train)
+    generator = torch.Generator().manual_seed(train.seed + rank)
+    checkpoint_path = output / "checkpoint.safetensors"
+    step = 0
+    if resume and checkpoint_path.exists():
+        loaded, extra = load_checkpoint(checkpoint_path, device)
+        if loaded.config != model_config:
+            raise ValueError(
+                f"resume: {checkpoint_path} holds a model with config {loaded.config}, not "
+                f"{model_config}; use another output folder or the same settings"
+            )
+        model.load_state_dict(loaded.state_dict())
+        restore_optimizer(optimizer, extra)
+        tensors = extra["tensors"]
+        generator.set_state(tensors.get(f"generator.{rank}", tensors["generator"]))
+        step = extra["step"]
+        logger.info("resumed from %s at step %d", checkpoint_path, step)
+    world_size = torch.distributed.get_world_size() if distributed else 1
+    log_path = output / "log.csv"
+    fields = ["step", "seconds", "learning_rate", "train_nats", "val_nats", "val_perplexity"]
+    if rank == 0 and not log_path.exists():
+        with log_path.open("w", newline="") as handle:
+            csv.writer(handle).writerow(fields)
+    rows: list[dict] = []
+    started = time.perf_counter()
+    bar = tqdm(total=train.steps, initial=step, disable=not progress or rank != 0, desc="train")
+    model.train()
+    while step < train.steps:
+        rate = learning_rate(step, train)
+        for group in optimizer.param_groups:
+            group["lr"] = rate
+        total = 0.0
+        for _ in range(train.accumulation_steps):
+            batch = data.batch(
+                "train",
+                train.batch_size,
+                train.num_turns,
+                train.turn_length,
+                generator,
+                train.recall_probability,
+            ).to(device)
+            with _autocast(train.precision, device):
+                loss, _ = sequence_loss(
+                    model, batch, train, generator, progressive_maximum(step, train)
+                )
+            (loss / train.accumulation_steps).backward()
+            total += float(loss.detach()) / train.accumulation_steps
+        if distributed:
+            for parameter in model.parameters():
+                if parameter.grad is None:
+                    parameter.grad = torch.zeros_like(parameter)
+                torch.distributed.all_reduce(parameter.grad)
+                parameter.grad /= world_size
+        torch.nn.utils.clip_grad_norm_(model.parameters(), train.gradient_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{total:.3f}")
+        out_of_time = (
+            train.max_minutes > 0 and time.perf_counter() - started > 60 * train.max_minutes
+        )
+        last = step == train.steps or out_of_time
+        row = {
+            "step": step,
+            "seconds": round(time.perf_counter() - started, 2),
+            "learning_rate": rate,
+            "train_nats": total,
+        }
+        if rank == 0 and (step % train.eval_interval == 0 or last):
+            with _autocast(train.precision, device):
+                result = evaluate(model, data, train, train.eval_batches)
+            row |= {"val_nats": result["nats_per_token"], "val_perplexity": result["perplexity"]}
+            logger.info("step %d: validation %.4f nats/token", step, result["nats_per_token"])
+        if distributed:  # every rank stops together when rank 0 runs out of time
+            flag = torch.tensor([float(out_of_time)], device=device)
+            torch.distributed.broadcast(flag, 0)
+            out_of_time = bool(flag.item())
+            last = step == train.steps or out_of_time
+        if step % train.checkpoint_interval == 0 or last:
+            states = None
+            if distributed:
+                states = [None] * world_size
+                torch.distributed.all_gather_object(states, generator.get_state())
+            if rank == 0:
+                save_checkpoint(
+                    checkpoint_path,
+                    model,
+                    optimizer,
+                    step,
+                    generator,
+                    train,
+                    tokenizer_json,
+                    states,
+                )
+        if rank == 0:
+            with log_path.open("a", newline="") as handle:
+                csv.DictWriter(handle, fields, extrasaction="ignore").writerow(row)
+        rows.append(row)
+        if out_of_time:
+            logger.info("time budget of %.1f minutes reached at step %d", train.max_minutes, step)
+            break
+    bar.close()
+    if distributed:
+        torch.distributed.destroy_process_group()
+    return model, rows
+
+
+@torch.no_grad()
+def recall_accuracy(
+    model: ThoughtDiffusionLM,
+    data: TokenData,
+    train: TrainConfig,
+    num_batches: int,
+    seed: int = 4321,
+) -> float:
+    """Accuracy on the multi-turn recall task: the last turn repeats the first.
+
+    The earlier turns are read and written to the stack as in training; the last turn is then
+    fully masked and every position predicted in one step (most likely token). Only the thought
+    stack can carry the first turn's text to the last, so the baseline scores what the text
+    statistics alone allow.
+    """
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    config = model.config
+    correct = total = 0
+    for _ in range(num_batches):
+        batch = data.recall_episodes(
+            train.batch_size, train.num_turns, train.turn_length, generator
+        )
+        batch = batch.to(device)
+        stack = ThoughtStack.empty(batch.shape[0], config, device) if config.use_thoughts else None
+        for turn in range(batch.shape[1] - 1):
+            if stack is not None:
+                memory = model.read(stack)
+                _, hidden, _ = model(batch[:, turn], memory, return_hidden=True)
+                stack = stack.push(*model.write(hidden))
+        target = batch[:, -1]
+        masked = torch.full_like(target, config.mask_id)
+        logits, _, _ = model(masked, model.read(stack) if stack is not None else None)
+        correct += int((logits.argmax(-1) == target).sum())
+        total += target.numel()
+    model.train(was_training)
+    return correct / total

@@ -1,0 +1,62 @@
+"""The command line end to end on a tiny run: train, generate, evaluate, chat."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+import torch
+
+import tsu_core
+from thought_diffusion import cli
+from thought_diffusion.data import generated_text
+from thought_diffusion.generate import draw
+
+
+def test_train_generate_evaluate_chat(tmp_path, monkeypatch, capsys, caplog):
+    data = tmp_path / "text.txt"
+    data.write_text(generated_text(200))
+    out = tmp_path / "run"
+    common = ["--data", str(data), "--out", str(out), "--steps", "2", "--batch-size", "2"]
+    cli.main(
+        ["train", *common, "--turn-length", "16", "--eval-batches", "1", "--precision", "fp32"]
+    )
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["steps"] == 2 and summary["thought_parameters"] > 0
+    checkpoint = str(out / "checkpoint.safetensors")
+
+    cli.main(["generate", "--checkpoint", checkpoint, "--prompt", "the king", "--length", "8"])
+    assert capsys.readouterr().out.startswith("the king")
+
+    cli.main(["evaluate", "--checkpoint", checkpoint, "--data", str(data), "--batches", "1"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["use_thoughts"] and 0 <= result["recall_accuracy"] <= 1
+
+    stack = tmp_path / "stack.safetensors"
+    script = f"hello\n\n/save {stack}\n/reset\n/load {stack}\n/stack\nagain\n/quit\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(script))
+    cli.main(["chat", "--checkpoint", checkpoint, "--length", "6"])
+    transcript = capsys.readouterr().out
+    assert "(empty message" in transcript
+    assert f"(thought stack loaded from {stack}: 1 thoughts)" in transcript
+    assert transcript.count("model>") == 2
+
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["generate", "--checkpoint", checkpoint, "--prompt", "", "--length", "8"])
+    assert stopped.value.code == 2
+    assert "prompt: it is empty" in caplog.text
+
+
+def test_draws_go_through_the_backend_primitive(monkeypatch):
+    calls = []
+    backend = tsu_core.get_backend()
+
+    class Recording:
+        def categorical(self, logits, *, key, beta):
+            calls.append((tuple(logits.shape), key, beta))
+            return backend.categorical(logits, key=key, beta=beta)
+
+    monkeypatch.setattr(tsu_core, "get_backend", lambda: Recording())
+    draw(torch.zeros(3, 5), tsu_core.Key(2), 0.5, None)
+    assert calls == [((3, 5), tsu_core.Key(2), 2.0)]

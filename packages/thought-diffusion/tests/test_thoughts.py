@@ -1,0 +1,92 @@
+"""The thought stack keeps the S most important thoughts; save/load round trip."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from thought_diffusion.model import ThoughtDiffusionLM
+from thought_diffusion.thoughts import ThoughtStack
+
+
+def test_push_keeps_the_most_important(tiny_config):
+    config = tiny_config(stack_size=4)
+    generator = torch.Generator().manual_seed(0)
+    batch, pushes = 3, 12
+    importances = torch.randn(pushes, batch, generator=generator)
+    stack = ThoughtStack.empty(batch, config)
+    shape = (config.thought_height, config.thought_width, config.thought_channels)
+    for index in range(pushes):
+        # Thought number `index` is filled with its own index, so it can be identified.
+        thought = torch.full((batch, *shape), float(index))
+        stack = stack.push(thought, importances[index])
+        held = min(index + 1, config.stack_size)
+        for row in range(batch):
+            expected = sorted(
+                importances[: index + 1, row].topk(held).indices.tolist()
+            )  # brute force: the `held` most important of all pushed so far, in push order
+            valid = stack.valid[row]
+            kept = stack.thoughts[row, valid, 0, 0, 0].long().tolist()
+            assert kept == expected
+            assert int(valid.sum()) == held
+            assert stack.ages[row, valid].tolist() == [index - k for k in expected]
+            assert torch.equal(stack.importance[row, valid], importances[expected, row])
+
+
+def test_push_is_differentiable(tiny_config):
+    config = tiny_config()
+    stack = ThoughtStack.empty(2, config)
+    thought = torch.randn(
+        2, config.thought_height, config.thought_width, config.thought_channels, requires_grad=True
+    )
+    importance = torch.zeros(2, requires_grad=True)
+    stack = stack.push(thought, importance)
+    (stack.thoughts.sum() + stack.importance.sum()).backward()
+    assert torch.equal(thought.grad, torch.ones_like(thought))
+    assert torch.equal(importance.grad, torch.ones(2))
+
+
+def test_push_rejects_a_wrong_shape(tiny_config):
+    stack = ThoughtStack.empty(2, tiny_config())
+    with pytest.raises(ValueError, match="expected a thought of shape"):
+        stack.push(torch.zeros(2, 5, 5, 5), torch.zeros(2))
+
+
+def test_save_load_round_trip(tiny_config, tmp_path):
+    config = tiny_config()
+    stack = ThoughtStack.empty(1, config)
+    for index in range(5):
+        shape = (1, config.thought_height, config.thought_width, config.thought_channels)
+        stack = stack.push(torch.randn(shape), torch.tensor([float(index % 3)]))
+    path = tmp_path / "stack.safetensors"
+    stack.save(path)
+    loaded = ThoughtStack.load(path, config)
+    for name in ("thoughts", "importance", "valid", "ages"):
+        assert torch.equal(getattr(loaded, name), getattr(stack, name))
+    assert not (tmp_path / "stack.safetensors.tmp").exists()
+    with pytest.raises(ValueError, match="expected slots of shape"):
+        ThoughtStack.load(path, tiny_config(thought_channels=8))
+
+
+def test_thoughts_change_the_prediction_and_an_empty_stack_is_the_null_token(tiny_config):
+    torch.manual_seed(0)
+    config = tiny_config()
+    model = ThoughtDiffusionLM(config).eval()
+    tokens = torch.randint(0, config.mask_id, (2, 8))
+    empty = ThoughtStack.empty(2, config)
+    with torch.no_grad():
+        base, hidden, _ = model(tokens, model.read(empty), return_hidden=True)
+        full = empty.push(*model.write(hidden))
+        after, _, _ = model(tokens, model.read(full))
+    assert torch.isfinite(base).logical_or(torch.isneginf(base)).all()
+    assert not torch.allclose(base, after)
+
+
+def test_baseline_is_the_same_model_without_the_thought_path(tiny_config):
+    thought_model = ThoughtDiffusionLM(tiny_config(use_thoughts=True))
+    baseline = ThoughtDiffusionLM(tiny_config(use_thoughts=False))
+    assert baseline.num_parameters(thought_path=True) == 0
+    assert thought_model.num_parameters(thought_path=False) == baseline.num_parameters()
+    assert thought_model.num_parameters(thought_path=True) > 0
+    with pytest.raises(ValueError, match="no thought path"):
+        baseline.write(torch.zeros(1, 4, 32))
