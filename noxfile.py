@@ -4,6 +4,7 @@
     nox -s isolation    each package alone in a fresh environment, without the others' frameworks
     nox -s lint         ruff
     nox -s demo         the main demo
+    nox -s playground   the Ising playground's tests (headless Chromium)
     nox -s bench        the benchmarks at CPU sizes
 
 Each package declares, in its pyproject.toml,
@@ -38,7 +39,7 @@ BACKEND_PACKAGES = {"reference": None, "jax-sim": "tsu-jax-sim", "thrml": "tsu-t
 # Installed first where a package needs torch: the CPU build when it lies on disk.
 TORCH_PIN = os.environ.get("TSU_TORCH_PIN", "torch==2.13.0")
 
-nox.options.sessions = ["lint", "tests", "isolation"]
+nox.options.sessions = ["lint", "tests", "isolation", "playground"]
 nox.options.default_venv_backend = "virtualenv"
 
 
@@ -82,14 +83,21 @@ TEST_MATRIX = [
 ]
 
 
-def _shared_env(session: nox.Session, packages: list[str]) -> Path:
-    """A virtual environment with `packages` installed editable (with their test extras),
-    created once per distinct package set and reused while their pyproject files are unchanged."""
+def _shared_env(
+    session: nox.Session, packages: list[str], requirements: tuple[Path, ...] = ()
+) -> Path:
+    """A virtual environment with `packages` installed editable (with their test extras) and the
+    given requirement files, created once per distinct set and reused while their pyproject and
+    requirement files are unchanged."""
     packages = sorted(set(packages))
     digest = hashlib.sha256()
     for package in packages:
         digest.update(package.encode())
         digest.update((PACKAGES_DIR / package / "pyproject.toml").read_bytes())
+    for requirement in requirements:
+        digest.update(requirement.read_bytes())
+        for included in requirement.parent.glob("requirements*.txt"):
+            digest.update(included.read_bytes())
     digest.update(TORCH_PIN.encode())
     env = ENVS_DIR / (
         "-".join(name.replace("tsu-", "") for name in packages)[:60] + "-" + digest.hexdigest()[:10]
@@ -107,6 +115,8 @@ def _shared_env(session: nox.Session, packages: list[str]) -> Path:
             extra = "[test]" if _has_test_extra(package) else ""
             targets += ["-e", f"{PACKAGES_DIR / package}{extra}"]
         session.run(*pip, *targets, external=True)
+        for requirement in requirements:
+            session.run(*pip, "-r", str(requirement), external=True)
         stamp.write_text("\n".join(packages))
     return env
 
@@ -183,6 +193,29 @@ def demo(session: nox.Session) -> None:
         external=True,
     )
     session.run(python, str(ROOT / "examples" / "quickstart.py"), *session.posargs, external=True)
+
+
+@nox.session(venv_backend="none")
+def playground(session: nox.Session) -> None:
+    """The Ising playground's tests: sampling logic, the page without a browser, and the page in
+    headless Chromium (Debian's /usr/bin/chromium; `.ci/run` installs it)."""
+    backends = _best_backend_packages()
+    requirements = (ROOT / "examples" / "playground" / "requirements-test.txt",)
+    env = _shared_env(session, ["tsu-core", *backends], requirements)
+    backend = (
+        {"tsu-jax-sim": "jax-sim", "tsu-thrml": "thrml"}.get(backends[0], "reference")
+        if backends
+        else "reference"
+    )
+    session.run(
+        str(env / "bin" / "python"),
+        "-m",
+        "pytest",
+        str(ROOT / "examples" / "playground" / "tests"),
+        *session.posargs,
+        external=True,
+        env={"TSU_BACKEND": backend},
+    )
 
 
 @nox.session(venv_backend="none")

@@ -1,0 +1,91 @@
+"""The page itself, run by Streamlit's script runner (no browser): widgets, messages, runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import tsu_core
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+PLAYGROUND = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def page() -> AppTest:
+    app = AppTest.from_file(str(PLAYGROUND / "app.py"), default_timeout=120)
+    app.run()
+    assert not app.exception and not app.error
+    # A 4 x 4 lattice: every backend takes it and its exact values are known.
+    number_input(app, "Lattice side").set_value(4).run()
+    return app
+
+
+def number_input(page: AppTest, label_start: str):
+    return next(field for field in page.number_input if field.label.startswith(label_start))
+
+
+def metric(page: AppTest, label: str) -> str:
+    return next(item.value for item in page.metric if item.label == label)
+
+
+def click(page: AppTest, label: str) -> None:
+    next(button for button in page.button if button.label == label).click().run()
+
+
+def test_negative_beta_shows_a_message(page: AppTest) -> None:
+    number_input(page, "beta").set_value(-0.5).run()
+    assert not page.exception
+    assert any("beta > 0" in error.value for error in page.error)
+
+
+def test_too_large_lattices_show_messages(page: AppTest) -> None:
+    number_input(page, "Lattice side").set_value(100_000).run()
+    assert not page.exception
+    assert any("too large" in error.value for error in page.error)
+    limit = tsu_core.get_backend().capabilities.max_nodes
+    if limit is not None:
+        side = int(limit**0.5) + 1
+        number_input(page, "Lattice side").set_value(side).run()
+        assert not page.exception
+        assert any(f"max_nodes = {limit}" in error.value for error in page.error)
+
+
+def test_run_moves_energy_to_the_exact_value(page: AppTest) -> None:
+    number_input(page, "Chains").set_value(400).run()
+    number_input(page, "beta").set_value(0.45).run()
+    before = float(metric(page, "Energy measured"))
+    exact = float(metric(page, "Energy exact"))
+    click(page, "Run sweeps")
+    assert not page.exception and not page.error
+    assert metric(page, "Sweeps") == "200"
+    after = float(metric(page, "Energy measured"))
+    assert abs(after - exact) < 0.2 < abs(before - exact)
+    assert float(metric(page, "Spin updates / ns")) > 0
+
+
+def test_every_model_kind_runs(page: AppTest) -> None:
+    # Annealing on the exact backend enumerates every sweep's beta: keep the run short.
+    number_input(page, "Sweeps per run").set_value(20).run()
+    number_input(page, "Sweeps per chunk").set_value(10).run()
+    for kind in ("spin glass", "rbm"):
+        page.sidebar.selectbox[1].set_value(kind).run()
+        page.sidebar.radio[0].set_value("geometric").run()
+        click(page, "Run sweeps")
+        assert not page.exception and not page.error, kind
+        assert metric(page, "Sweeps") == "20"
+        assert metric(page, "beta") == "0.6000"  # the schedule's last beta
+
+
+def test_mask_clamps_spins(page: AppTest) -> None:
+    page.text_area[0].input("+...\n....\n..-.\n....")
+    click(page, "Apply mask")
+    simulation = page.session_state.simulation
+    assert simulation.clamp_nodes.tolist() == [0, 10]
+    assert simulation.clamp_values.tolist() == [1, -1]
+    page.text_area[0].input("+..\n")
+    click(page, "Apply mask")
+    assert any("clamp mask" in error.value for error in page.error)
