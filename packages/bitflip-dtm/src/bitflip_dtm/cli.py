@@ -1,0 +1,267 @@
+"""`bitflip-dtm train | sample | evaluate`: a thin layer over the library.
+
+    bitflip-dtm train --preset mnist28 --data ../shared/data/mnist --out runs/mnist28
+    bitflip-dtm sample --checkpoint runs/mnist28 --num 64 --out samples.png
+    bitflip-dtm evaluate --checkpoint runs/mnist28 --num-samples 1000
+
+`train` resumes from the latest checkpoint in `--out` when there is one; under
+`torchrun --nproc-per-node N bitflip-dtm train ...` it trains data-parallel over the batch. Every command samples
+on the backend that `TSU_BACKEND` names (or `--backend`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import tsu_core
+from bitflip_dtm.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    load_checkpoint,
+    load_model,
+    restore,
+    save_checkpoint,
+)
+from bitflip_dtm.config import Config, ConfigError, preset
+from bitflip_dtm.data import (
+    bits_to_images,
+    bits_to_spins,
+    images_to_bits,
+    load_dataset,
+    spins_to_bits,
+)
+from bitflip_dtm.sample import compile_program, sample
+from bitflip_dtm.train import Trainer
+
+log = logging.getLogger("bitflip_dtm")
+GRID_EPOCHS = (5, 10, 20, 40, 80, 160, 320, 640)
+
+
+def save_grid(images: torch.Tensor, path: str | Path, columns: int = 8, scale: int = 1) -> Path:
+    """Save images (N, C, S, S) in [0, 1] as one PNG grid (matplotlib), each pixel drawn as a
+    `scale` x `scale` square."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    count, channels, size, _ = images.shape
+    rows = math.ceil(count / columns)
+    grid = torch.ones(channels, rows * (size + 1) + 1, columns * (size + 1) + 1)
+    for index in range(count):
+        row, column = divmod(index, columns)
+        top, left = 1 + row * (size + 1), 1 + column * (size + 1)
+        grid[:, top : top + size, left : left + size] = images[index]
+    grid = grid.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
+    picture = grid.permute(1, 2, 0).cpu().numpy()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if channels == 1:
+        plt.imsave(path, picture[..., 0], cmap="gray", vmin=0, vmax=1)
+    else:
+        plt.imsave(path, picture.clip(0, 1))
+    return path
+
+
+def _parse_overrides(pairs: list[str]) -> dict:
+    fields = {field.name: field for field in dataclasses.fields(Config)}
+    changes = {}
+    for pair in pairs:
+        name, _, text = pair.partition("=")
+        if name not in fields or not _:
+            raise ConfigError(
+                f"--set {pair!r}: expected FIELD=VALUE with FIELD in {sorted(fields)}"
+            )
+        kind = type(getattr(Config(), name))
+        changes[name] = kind(text) if kind is not bool else text.lower() in ("1", "true", "yes")
+    return changes
+
+
+def _backend(name: str | None) -> tsu_core.Backend:
+    return tsu_core.get_backend(name)
+
+
+def _start_distributed(arguments: argparse.Namespace) -> int:
+    """Under torchrun (WORLD_SIZE > 1): join the process group, one GPU per rank; the rank."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0
+    import torch.distributed as distributed
+
+    if not distributed.is_initialized():
+        distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        arguments.device = f"cuda:{local}"
+    return distributed.get_rank()
+
+
+def command_train(arguments: argparse.Namespace) -> None:
+    rank = _start_distributed(arguments)
+    out = Path(arguments.out)
+    changes = _parse_overrides(arguments.set)
+    if arguments.data:
+        changes["data_path"] = arguments.data
+    if arguments.iterations:
+        changes["iterations"] = arguments.iterations
+    latest = latest_checkpoint(out)
+    if latest is not None and not arguments.fresh:
+        checkpoint = load_checkpoint(latest)
+        config = checkpoint.config.replace(
+            iterations=changes.get("iterations", checkpoint.config.iterations)
+        )
+        log.info("resuming from %s (iteration %d)", latest, checkpoint.iteration)
+    else:
+        config, checkpoint = preset(arguments.preset, **changes), None
+    images, _ = load_dataset(config, "train")
+    trainer = Trainer(config, images, device=arguments.device, backend=_backend(arguments.backend))
+    if checkpoint is not None:
+        if checkpoint.config.iterations != config.iterations:
+            checkpoint.config = config
+        restore(trainer, checkpoint)
+    log.info("graph: %s", json.dumps(trainer.model.graph.statistics))
+    examples = images.shape[0]
+    started = time.perf_counter()
+
+    def after_iteration(trainer: Trainer, stats) -> None:
+        over_time = (
+            bool(arguments.time_limit) and time.perf_counter() - started > arguments.time_limit
+        )
+        if trainer.world_size > 1:  # every rank must stop at the same iteration
+            flag = torch.tensor([float(over_time)], device=trainer.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            over_time = bool(flag.item())
+        if rank == 0:  # rank 0 writes grids and checkpoints
+            epoch_before = (trainer.iteration - 1) * config.batch_size / examples
+            epoch_after = trainer.iteration * config.batch_size / examples
+            for epoch in GRID_EPOCHS:
+                if epoch_before < epoch <= epoch_after:
+                    result = sample(trainer.model, trainer.program, 16, key=config.seed + epoch)
+                    grid = bits_to_images(spins_to_bits(result.spins), config)
+                    save_grid(grid, out / f"epoch-{epoch:04d}.png")
+            last = trainer.iteration == config.iterations
+            if trainer.iteration % config.checkpoint_every == 0 or last or over_time:
+                save_checkpoint(trainer, out)
+        if over_time:
+            raise _TimeUp
+
+    try:
+        trainer.train(progress=True, callback=after_iteration)
+    except _TimeUp:
+        log.info("time limit reached at iteration %d", trainer.iteration)
+    if rank:
+        return
+    result = sample(trainer.model, trainer.program, 64, key=config.seed, progress=True)
+    path = save_grid(bits_to_images(spins_to_bits(result.spins), config), out / "final.png")
+    print(json.dumps({"iterations": trainer.iteration, "seconds": time.perf_counter() - started,
+                      "grid": str(path)}))  # fmt: skip
+
+
+class _TimeUp(Exception):
+    pass
+
+
+def command_sample(arguments: argparse.Namespace) -> None:
+    model = load_model(arguments.checkpoint, arguments.device)
+    program = compile_program(model, _backend(arguments.backend))
+    result = sample(model, program, arguments.num, key=arguments.seed, sweeps=arguments.sweeps,
+                    keep_intermediates=arguments.intermediates, progress=True)  # fmt: skip
+    config = model.config
+    images = bits_to_images(spins_to_bits(result.spins), config)
+    path = save_grid(images, arguments.out, scale=arguments.scale)
+    if arguments.intermediates:
+        chosen = result.intermediates[:: max(1, len(result.intermediates) // 10)]
+        strip = torch.stack([bits_to_images(spins_to_bits(step[:8]), config) for step in chosen], 1)
+        save_grid(strip.flatten(0, 1), Path(arguments.out).with_suffix(".steps.png"), len(chosen))
+    print(json.dumps({"images": arguments.num, "grid": str(path)}))
+
+
+def command_evaluate(arguments: argparse.Namespace) -> None:
+    from bitflip_dtm.evaluate import fid, save_classifier, step_diagnostics, train_classifier
+
+    model = load_model(arguments.checkpoint, arguments.device)
+    config = model.config.replace(data_path=arguments.data) if arguments.data else model.config
+    program = compile_program(model, _backend(arguments.backend))
+    held_out, _ = load_dataset(config, "held-out")
+    classifier_path = Path(arguments.classifier)
+    if arguments.inception_weights is None and not classifier_path.exists():
+        images, labels = load_dataset(config, "train")
+        classifier, accuracy = train_classifier(images, labels, device=arguments.device)
+        save_classifier(classifier.cpu(), classifier_path)
+        log.info("trained the feature extractor: training accuracy %.3f", accuracy)
+    started = time.perf_counter()
+    result = sample(model, program, arguments.num_samples, key=arguments.seed, progress=True)
+    seconds = time.perf_counter() - started
+    generated = bits_to_images(spins_to_bits(result.spins), config).cpu()
+    reference = bits_to_images(images_to_bits(held_out, config), config)  # same quantisation
+    score = fid(generated, reference[: arguments.num_samples], classifier_path=classifier_path,
+                inception_weights=arguments.inception_weights)  # fmt: skip
+    print(json.dumps({"what": "fid", **score, "sampling_seconds": seconds}))
+    if arguments.diagnostics:
+        spins = bits_to_spins(images_to_bits(held_out[:64], config)).to(arguments.device)
+        steps = sorted({1, max(1, model.num_steps // 2), model.num_steps})
+        for row in step_diagnostics(model, program, spins, key=arguments.seed, steps=steps):
+            print(json.dumps({"what": "step_diagnostics", **row}))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bitflip-dtm", description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", default=None, help="tsu-core backend (default: TSU_BACKEND)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train (resumes from the latest checkpoint in --out)")
+    train.add_argument("--preset", default="mnist28", help="rgb64, mnist28 or tiny")
+    train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+    train.add_argument("--data", default=None, help="MNIST idx directory (sets data_path)")
+    train.add_argument("--iterations", type=int, default=None)
+    train.add_argument(
+        "--time-limit", type=float, default=None, help="stop after this many seconds"
+    )
+    train.add_argument("--out", default="runs/bitflip-dtm")
+    train.add_argument("--fresh", action="store_true", help="ignore checkpoints in --out")
+    train.set_defaults(run=command_train)
+    draw = commands.add_parser("sample", help="draw images from a checkpoint into a PNG grid")
+    draw.add_argument("--checkpoint", required=True, help="a checkpoint JSON or its directory")
+    draw.add_argument("--num", type=int, default=64)
+    draw.add_argument("--sweeps", type=int, default=None)
+    draw.add_argument("--seed", type=int, default=0)
+    draw.add_argument("--intermediates", action="store_true")
+    draw.add_argument("--scale", type=int, default=1, help="pixels per image pixel in the PNG")
+    draw.add_argument("--out", default="samples.png")
+    draw.set_defaults(run=command_sample)
+    evaluate = commands.add_parser("evaluate", help="FID against held-out data and diagnostics")
+    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument("--num-samples", type=int, default=1000)
+    evaluate.add_argument("--classifier", default="classifier.safetensors",
+                          help="feature extractor (trained and saved here if missing)")  # fmt: skip
+    evaluate.add_argument("--inception-weights", default=None, help="local Inception weights file")
+    evaluate.add_argument("--data", default=None)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--diagnostics", action="store_true")
+    evaluate.set_defaults(run=command_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    arguments = build_parser().parse_args(argv)
+    try:
+        arguments.run(arguments)
+    except (ConfigError, CheckpointError, tsu_core.TSUError) as error:
+        print(f"bitflip-dtm: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,327 @@
+r"""Evaluation: FID with an offline feature extractor, and per-step diagnostics of the sampler.
+
+FID (Fréchet inception distance) compares Gaussians fitted to features of generated and held-out
+images: $\|\mu_1 - \mu_2\|^2 + \operatorname{Tr}(\Sigma_1 + \Sigma_2 - 2(\Sigma_1^{1/2}
+\Sigma_2 \Sigma_1^{1/2})^{1/2})$. No Inception weights can be downloaded here, so the features
+are the penultimate layer of a small classifier trained by this package on the same domain
+(`train_classifier`), registered with torch-fidelity as `bitflip-dtm-classifier`. With
+torch-fidelity installed (`pip install bitflip-dtm[fid]`) the distance is computed by it; without
+it, by `frechet_distance` here. A local Inception weights file gives the standard FID.
+
+Per-step diagnostics (`step_diagnostics`): the mean energy of the reverse-step samples, the
+integrated autocorrelation time of the chains' energy, and the bit error of the model's
+$x_{t-1}$ against $x_0$ beside that of the forward posterior $q(x_{t-1} \mid x_t, x_0)$.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as functional
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+import tsu_core
+from bitflip_dtm._arrays import to_torch
+from bitflip_dtm.model import DTM
+
+log = logging.getLogger(__name__)
+
+EXTRACTOR_NAME = "bitflip-dtm-classifier"
+FEATURE_SIZE = 128
+CLASSIFIER_SIZE = 32  # images are resized to this before the classifier
+
+
+class Classifier(nn.Module):
+    """A small CNN digit classifier; its 128-d penultimate layer is the FID feature."""
+
+    def __init__(self, channels: int = 3, num_classes: int = 10) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+            nn.Flatten(), nn.Linear(512, FEATURE_SIZE), nn.ReLU(),
+        )  # fmt: skip
+        self.head = nn.Linear(FEATURE_SIZE, num_classes)
+
+    @staticmethod
+    def prepare(images: torch.Tensor, channels: int) -> torch.Tensor:
+        """Float images in [0, 1] at 32x32 with the classifier's channel count."""
+        if images.shape[1] != channels:
+            images = images.mean(1, keepdim=True).expand(-1, channels, -1, -1)
+        return functional.interpolate(
+            images, size=(CLASSIFIER_SIZE, CLASSIFIER_SIZE), mode="bilinear", align_corners=False
+        )
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.body(self.prepare(images, self.body[0].in_channels))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(images))
+
+
+def train_classifier(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    epochs: int = 3,
+    batch_size: int = 128,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> tuple[Classifier, float]:
+    """Train the feature extractor on labelled images; returns it and its training accuracy."""
+    torch.manual_seed(seed)
+    model = Classifier(images.shape[1]).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        order = torch.randperm(images.shape[0], generator=generator)
+        for start in range(0, images.shape[0], batch_size):
+            chosen = order[start : start + batch_size]
+            logits = model(images[chosen].to(device))
+            loss = functional.cross_entropy(logits, labels[chosen].to(device))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():
+        predictions = torch.cat(
+            [
+                model(images[i : i + 512].to(device)).argmax(1).cpu()
+                for i in range(0, len(images), 512)
+            ]
+        )
+    return model, float((predictions == labels).float().mean())
+
+
+def save_classifier(model: Classifier, path: str | Path) -> None:
+    state = {name: value.detach().cpu().contiguous() for name, value in model.state_dict().items()}
+    save_file(state, str(path), metadata={"channels": str(model.body[0].in_channels)})
+
+
+def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Classifier:
+    state = load_file(str(path))
+    model = Classifier(int(state["body.0.weight"].shape[1])).to(device)
+    model.load_state_dict({key: value.to(device) for key, value in state.items()})
+    return model.eval()
+
+
+@torch.no_grad()
+def extract_features(model: Classifier, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+    device = next(model.parameters()).device
+    parts = [
+        model.features(images[i : i + batch_size].to(device)).double().cpu()
+        for i in range(0, images.shape[0], batch_size)
+    ]
+    return torch.cat(parts).numpy()
+
+
+def _sqrtm_psd(matrix: np.ndarray) -> np.ndarray:
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+
+
+def frechet_distance(
+    mean_1: np.ndarray, covariance_1: np.ndarray, mean_2: np.ndarray, covariance_2: np.ndarray
+) -> float:
+    r"""$\|\mu_1-\mu_2\|^2 + \operatorname{Tr}(\Sigma_1 + \Sigma_2 - 2 (\Sigma_1^{1/2} \Sigma_2
+    \Sigma_1^{1/2})^{1/2})$, the Fréchet distance of two Gaussians (symmetric square roots)."""
+    root_1 = _sqrtm_psd(covariance_1)
+    cross = _sqrtm_psd(root_1 @ covariance_2 @ root_1)
+    difference = mean_1 - mean_2
+    return float(
+        difference @ difference
+        + np.trace(covariance_1)
+        + np.trace(covariance_2)
+        - 2 * np.trace(cross)
+    )
+
+
+def fid_from_features(features_1: np.ndarray, features_2: np.ndarray) -> float:
+    return frechet_distance(
+        features_1.mean(0), np.cov(features_1, rowvar=False),
+        features_2.mean(0), np.cov(features_2, rowvar=False),
+    )  # fmt: skip
+
+
+def _torch_fidelity() -> Any | None:
+    try:
+        import torch_fidelity
+    except Exception as error:  # a torchvision built for another torch fails at import
+        log.info(
+            "torch-fidelity unavailable (%s); using bitflip_dtm.evaluate.frechet_distance", error
+        )
+        return None
+    return torch_fidelity
+
+
+class _UInt8Images(torch.utils.data.Dataset):
+    def __init__(self, images: torch.Tensor) -> None:
+        rgb = images if images.shape[1] == 3 else images.expand(-1, 3, -1, -1)
+        self.images = (rgb.clamp(0, 1) * 255).round().to(torch.uint8)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.images[index]
+
+
+def _register_extractor(torch_fidelity: Any) -> None:
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+    if EXTRACTOR_NAME in FEATURE_EXTRACTORS_REGISTRY:
+        return
+
+    class ClassifierExtractor(torch_fidelity.FeatureExtractorBase):
+        def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
+            super().__init__(name, features_list)
+            self.classifier = load_classifier(feature_extractor_weights_path)
+
+        def forward(self, images):
+            floats = images.float() / 255
+            if self.classifier.body[0].in_channels == 1:
+                floats = floats.mean(1, keepdim=True)
+            return (self.classifier.features(floats),)
+
+        @staticmethod
+        def get_provided_features_list():
+            return ("features",)
+
+        @staticmethod
+        def get_default_feature_layer_for_metric(metric):
+            return "features"
+
+        @staticmethod
+        def can_be_compiled():
+            return False
+
+        @staticmethod
+        def get_dummy_input_for_compile():
+            return torch.zeros(1, 3, CLASSIFIER_SIZE, CLASSIFIER_SIZE, dtype=torch.uint8)
+
+    torch_fidelity.register_feature_extractor(EXTRACTOR_NAME, ClassifierExtractor)
+
+
+def fid(
+    generated: torch.Tensor,
+    reference: torch.Tensor,
+    classifier_path: str | Path | None = None,
+    inception_weights: str | Path | None = None,
+) -> dict[str, Any]:
+    """FID between two image sets (N, C, S, S) in [0, 1].
+
+    Arguments:
+        classifier_path: safetensors of a `Classifier` (the package's feature extractor).
+        inception_weights: a local torch-fidelity Inception file: the standard FID instead
+            (needs torch-fidelity).
+
+    Returns:
+        {"fid": value, "extractor": what produced the features, "implementation": who computed
+        the distance, "num_generated", "num_reference"}.
+    """
+    torch_fidelity = _torch_fidelity()
+    counts = {"num_generated": int(generated.shape[0]), "num_reference": int(reference.shape[0])}
+    if inception_weights is not None:
+        if torch_fidelity is None:
+            raise RuntimeError("inception_weights: the standard FID needs torch-fidelity installed")
+        metrics = torch_fidelity.calculate_metrics(
+            input1=_UInt8Images(generated), input2=_UInt8Images(reference), fid=True,
+            feature_extractor="inception-v3-compat",
+            feature_extractor_weights_path=str(inception_weights),
+            cuda=torch.cuda.is_available(), verbose=False,
+        )  # fmt: skip
+        return {"fid": float(metrics["frechet_inception_distance"]),
+                "extractor": "inception-v3-compat (local weights)",
+                "implementation": "torch-fidelity", **counts}  # fmt: skip
+    if classifier_path is None:
+        raise ValueError("fid: give classifier_path (train one with `bitflip-dtm evaluate`)")
+    extractor = f"{EXTRACTOR_NAME} ({Path(classifier_path).name}, {FEATURE_SIZE}-d)"
+    if torch_fidelity is not None:
+        _register_extractor(torch_fidelity)
+        metrics = torch_fidelity.calculate_metrics(
+            input1=_UInt8Images(generated), input2=_UInt8Images(reference), fid=True,
+            feature_extractor=EXTRACTOR_NAME,
+            feature_extractor_weights_path=str(classifier_path),
+            cuda=torch.cuda.is_available(), verbose=False,
+        )  # fmt: skip
+        value, implementation = float(metrics["frechet_inception_distance"]), "torch-fidelity"
+    else:
+        classifier = load_classifier(classifier_path)
+        quantised_generated = _UInt8Images(generated).images.float() / 255
+        quantised_reference = _UInt8Images(reference).images.float() / 255
+        value = fid_from_features(
+            extract_features(classifier, quantised_generated),
+            extract_features(classifier, quantised_reference),
+        )
+        implementation = "bitflip_dtm.evaluate.frechet_distance"
+    return {"fid": value, "extractor": extractor, "implementation": implementation, **counts}
+
+
+def integrated_autocorrelation_time(series: np.ndarray, window_factor: float = 5.0) -> float:
+    r"""$\tau = 1 + 2\sum_{k \ge 1} \rho_k$ of chains (C, S), averaged over chains, with Sokal's
+    automatic window (stop at the first M with $M \ge c\,\tau(M)$)."""
+    series = np.asarray(series, dtype=np.float64)
+    centred = series - series.mean(axis=1, keepdims=True)
+    length = centred.shape[1]
+    variance = (centred**2).mean()
+    if variance == 0 or length < 2:
+        return 1.0
+    autocorrelation = np.array(
+        [(centred[:, : length - lag] * centred[:, lag:]).mean() / variance for lag in range(length)]
+    )
+    tau = 1.0
+    for window in range(1, length):
+        tau = 1 + 2 * autocorrelation[1 : window + 1].sum()
+        if window >= window_factor * tau:
+            break
+    return float(max(tau, 1.0))
+
+
+@torch.no_grad()
+def step_diagnostics(
+    model: DTM,
+    program: tsu_core.Program,
+    spins_0: torch.Tensor,
+    key: tsu_core.Key | int,
+    steps: list[int] | None = None,
+    num_sweeps: int = 50,
+) -> list[dict[str, float]]:
+    """Per reverse step t: mean energy, autocorrelation time (in sweeps) of the energy, and
+    bit error of the model's $x_{t-1}$ against $x_0$ beside the forward posterior's.
+
+    `spins_0` (B, D) are held-out images; $x_t \\sim q(x_t \\mid x_0)$ is clamped and B chains run
+    `num_sweeps` sweeps, every state recorded.
+    """
+    key = tsu_core.as_key(key)
+    graph = model.graph
+    generator = torch.Generator().manual_seed(key.value & ((1 << 63) - 1))
+    results = []
+    for t in steps if steps is not None else range(1, model.num_steps + 1):
+        spins_t = model.forward_process.noise(spins_0, t, generator)
+        initial = torch.cat(
+            [spins_t, torch.ones(spins_t.shape[0], graph.num_latents, dtype=torch.int8,
+                                 device=spins_t.device), spins_t], dim=1
+        )  # fmt: skip
+        samples = program.sample(
+            model.parameters_for(t), key=key.fold_in(t), num_chains=spins_t.shape[0],
+            num_samples=num_sweeps, clamp=tsu_core.Clamp(graph.noisy, spins_t),
+            initial_state=initial,
+        )  # fmt: skip
+        energies = to_torch(samples.energies, "cpu", torch.float64).numpy()
+        states = to_torch(samples.states, spins_0.device, torch.int8)[:, num_sweeps // 2 :]
+        visible = states[..., : graph.num_bits].double()
+        model_error = ((1 - visible * spins_0[:, None].double()) / 2).mean()
+        up = model.forward_process.posterior_up(spins_t, spins_0, t)
+        posterior_error = torch.where(spins_0 > 0, 1 - up, up).mean()
+        results.append({
+            "step": t,
+            "energy": float(energies[:, num_sweeps // 2 :].mean()),
+            "autocorrelation_time": integrated_autocorrelation_time(energies[:, num_sweeps // 4 :]),
+            "bit_error": float(model_error),
+            "posterior_bit_error": float(posterior_error),
+        })  # fmt: skip
+    return results

@@ -1,0 +1,69 @@
+"""FID and autocorrelation time against closed forms; diagnostics run end to end."""
+
+import numpy as np
+import pytest
+import torch
+
+from bitflip_dtm.config import preset
+from bitflip_dtm.data import bits_to_spins, images_to_bits, load_dataset
+from bitflip_dtm.evaluate import (
+    fid,
+    fid_from_features,
+    frechet_distance,
+    integrated_autocorrelation_time,
+    save_classifier,
+    step_diagnostics,
+    train_classifier,
+)
+from bitflip_dtm.model import DTM
+from bitflip_dtm.sample import compile_program
+
+
+def test_frechet_distance_closed_forms():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(6, 6))
+    covariance = a @ a.T + np.eye(6)
+    mean = rng.normal(size=6)
+    assert frechet_distance(mean, covariance, mean, covariance) == pytest.approx(0, abs=1e-8)
+    # Commuting covariances: sum of (sqrt(l1) - sqrt(l2))^2 plus the mean term.
+    first, second = np.diag([1.0, 4.0, 9.0]), np.diag([4.0, 1.0, 1.0])
+    shift = np.array([1.0, 2.0, 0.0])
+    expected = 5.0 + (1 - 2) ** 2 + (2 - 1) ** 2 + (3 - 1) ** 2
+    assert frechet_distance(shift, first, np.zeros(3), second) == pytest.approx(expected)
+    features = rng.normal(size=(4000, 3))
+    assert fid_from_features(features, features + 1.0) == pytest.approx(3.0, rel=1e-6)
+
+
+def test_autocorrelation_time_of_an_ar1_chain():
+    rho, rng = 0.8, np.random.default_rng(1)
+    chains = np.zeros((40, 4000))
+    noise = rng.normal(size=chains.shape) * np.sqrt(1 - rho**2)
+    for k in range(1, chains.shape[1]):
+        chains[:, k] = rho * chains[:, k - 1] + noise[:, k]
+    expected = (1 + rho) / (1 - rho)  # 9
+    assert integrated_autocorrelation_time(chains) == pytest.approx(expected, rel=0.15)
+
+
+def test_fid_with_the_package_classifier(tmp_path):
+    pytest.importorskip("sklearn")
+    config = preset("mnist28", dataset="digits", image_size=8)
+    images, labels = load_dataset(config)
+    classifier, accuracy = train_classifier(images[:600], labels[:600], epochs=2)
+    path = tmp_path / "classifier.safetensors"
+    save_classifier(classifier, path)
+    same = fid(images[:300], images[300:600], classifier_path=path)
+    noise = fid(torch.rand(300, 1, 8, 8), images[300:600], classifier_path=path)
+    assert same["num_generated"] == 300 and "classifier" in same["extractor"]
+    assert noise["fid"] > 3 * same["fid"]
+
+
+def test_step_diagnostics_run(backend, tiny_training):
+    config = tiny_training
+    model = DTM(config)
+    images, _ = load_dataset(config)
+    spins = bits_to_spins(images_to_bits(images[:8], config))
+    rows = step_diagnostics(model, compile_program(model, backend), spins, key=0, steps=[1, 2],
+                            num_sweeps=12)  # fmt: skip
+    assert [row["step"] for row in rows] == [1, 2]
+    assert rows[0]["posterior_bit_error"] == 0.0  # q(x_0 | x_1, x_0) is x_0 itself
+    assert all(0 <= row["bit_error"] <= 1 and row["autocorrelation_time"] >= 1 for row in rows)
