@@ -1,0 +1,145 @@
+"""Sparse DTM-like graphs and a dense RBM: block Gibbs updates per nanosecond, jax-sim vs thrml.
+
+* sparse: an n x n grid of visible spins and n x n latent spins; each visible spin joins the
+  latents in its 3 x 3 window (periodic) and 3 random far latents (degree about 12), two blocks
+  (visible, latent); n = 28 (1,568 nodes) and 64 (8,192 nodes), 256 chains. jax-sim compiles it
+  to padded neighbour lists (gather).
+* rbm: 784 visible x 500 hidden, complete bipartite, 1000 chains; jax-sim's dense layout in
+  float32 ("highest") and bfloat16 weights with float32 accumulation.
+
+    python benchmarks/jax_sim_graphs.py           # GPU sizes
+    python benchmarks/jax_sim_graphs.py --quick   # small CPU sizes (< 1 min)
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from tsu_core import Parameters, Topology
+from tsu_jax_sim import JaxSimBackend
+from tsu_jax_sim.bench import emit, thrml_ising_runner, time_call
+
+
+def dtm_like_graph(side: int, far_edges: int = 3, seed: int = 0) -> Topology:
+    """Visible node r*side+c, latent node side^2 + r*side+c; 3x3 window + far random edges."""
+    generator = np.random.default_rng(seed)
+    count = side * side
+    rows, cols = np.divmod(np.arange(count), side)
+    pairs = set()
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            latent = ((rows + dr) % side) * side + (cols + dc) % side
+            pairs.update(zip(np.arange(count).tolist(), (count + latent).tolist(), strict=True))
+    for visible in range(count):
+        added = 0
+        while added < far_edges:
+            pair = (visible, count + int(generator.integers(count)))
+            if pair not in pairs:
+                pairs.add(pair)
+                added += 1
+    edges = np.array(sorted(pairs), dtype=np.int64)
+    return Topology(2 * count, edges, blocks=(np.arange(count), count + np.arange(count)))
+
+
+def run_case(name, topology, parameters, chains, sweeps, backends, thrml) -> None:
+    config = {
+        "graph": name,
+        "nodes": topology.num_nodes,
+        "edges": topology.num_edges,
+        "chains": chains,
+        "sweeps": sweeps,
+    }
+    updates = topology.num_nodes * chains * sweeps
+    rates = {}
+    for label, backend in backends.items():
+        program = backend.compile(topology)
+        seconds = time_call(
+            lambda p=program: (
+                p.sample(
+                    parameters, key=1, num_chains=chains, burn_in=sweeps - 1, schedule=1.0
+                ).final_state
+            )
+        )
+        rates[label] = emit(
+            "block Gibbs updates",
+            {**config, "impl": f"jax-sim {label} ({program.layout_kind})"},
+            updates / seconds / 1e9,
+            "updates/ns",
+        )["value"]
+    if not thrml:
+        return
+    try:
+        run = thrml_ising_runner(
+            topology.num_nodes,
+            topology.edges,
+            np.asarray(parameters.weights),
+            np.asarray(parameters.biases),
+            list(topology.blocks),
+            1.0,
+            chains,
+            sweeps,
+        )
+    except ImportError:
+        print('{"note": "thrml not installed: pip install thrml"}')
+        return
+    seconds = time_call(lambda: run(5))
+    theirs = emit(
+        "block Gibbs updates",
+        {**config, "impl": "thrml 0.1.4 IsingEBM"},
+        updates / seconds / 1e9,
+        "updates/ns",
+    )["value"]
+    for label, value in rates.items():
+        emit(f"ratio jax-sim {label} / thrml", config, value / theirs, "x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--sides", type=int, nargs="+", default=[28, 64])
+    parser.add_argument("--sparse-chains", type=int, default=256)
+    parser.add_argument(
+        "--rbm",
+        type=int,
+        nargs=3,
+        default=[784, 500, 1000],
+        metavar=("VISIBLE", "HIDDEN", "CHAINS"),
+    )
+    parser.add_argument("--sweeps", type=int, default=100)
+    parser.add_argument("--no-thrml", action="store_true")
+    arguments = parser.parse_args()
+    if arguments.quick:
+        arguments.sides, arguments.sparse_chains = [8], 32
+        arguments.rbm, arguments.sweeps = [64, 32, 64], 10
+    thrml = not arguments.no_thrml
+    generator = np.random.default_rng(0)
+    for side in arguments.sides:
+        topology = dtm_like_graph(side)
+        parameters = Parameters(
+            generator.normal(0, 0.3, topology.num_edges),
+            generator.normal(0, 0.1, topology.num_nodes),
+        )
+        run_case(
+            f"dtm-like {side}x{side}",
+            topology,
+            parameters,
+            arguments.sparse_chains,
+            arguments.sweeps,
+            {"gibbs": JaxSimBackend()},
+            thrml,
+        )
+    visible, hidden, chains = arguments.rbm
+    topology = Topology.bipartite(visible, hidden)
+    parameters = Parameters(
+        generator.normal(0, 0.05, topology.num_edges), generator.normal(0, 0.1, topology.num_nodes)
+    )
+    backends = {"float32": JaxSimBackend(), "bfloat16": JaxSimBackend(precision="bfloat16")}
+    run_case(
+        f"rbm {visible}x{hidden}", topology, parameters, chains, arguments.sweeps, backends, thrml
+    )
+
+
+if __name__ == "__main__":
+    main()

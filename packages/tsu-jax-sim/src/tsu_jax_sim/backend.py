@@ -1,0 +1,135 @@
+"""The `jax-sim` backend: the tsu-core protocol on JAX (CPU, GPU, several devices).
+
+    backend = JaxSimBackend()                          # block Gibbs (heat bath), registered "jax-sim"
+    backend = JaxSimBackend(sampler="metropolis")      # block Metropolis, "jax-sim-metropolis"
+    backend = JaxSimBackend(sampler="tempering")       # parallel tempering, "jax-sim-tempering"
+
+Simulated annealing is any sampler with a decreasing-temperature schedule
+(`schedule=tsu_core.geometric(0.1, 5.0)`); `tsu_jax_sim.anneal` wraps it for optimisation.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+
+from tsu_core.keys import as_key
+from tsu_core.protocol import Capabilities
+from tsu_core.request import check_beta, check_primitive_input, check_supported
+from tsu_core.topology import Topology
+from tsu_jax_sim.arrays import jax_key, key_words, to_jax
+from tsu_jax_sim.program import JaxSimProgram
+
+SAMPLERS = ("gibbs", "metropolis", "tempering")
+
+
+class JaxSimBackend:
+    """JAX simulator backend.
+
+    Arguments:
+        sampler: "gibbs" (block heat bath), "metropolis" (block single-spin Metropolis) or
+            "tempering" (parallel tempering: block Gibbs within replicas, exchanges between).
+        num_replicas: rungs of the tempering ladder (tempering only).
+        ladder_low: the lowest rung's beta as a fraction of the schedule's beta; rungs are
+            geometric between `ladder_low * beta` and `beta`.
+        layout: force a spin layout ("stencil", "dense", "neighbours"); None chooses from
+            the topology (`tsu_jax_sim.layouts.choose_layout`).
+        precision: dense-layout matrix products, "highest" (float32) or "bfloat16" (bfloat16
+            weights with float32 accumulation: faster on tensor cores, weights rounded to an
+            8-bit mantissa, so sampling is from a slightly perturbed model).
+        devices: the devices chains are split over (default: all visible devices).
+        unroll: sweeps unrolled per loop iteration; None: 1 on the CPU (fast compiles), 8 on
+            accelerators (GPU loops read their condition back to the host every iteration).
+    """
+
+    def __init__(
+        self,
+        sampler: str = "gibbs",
+        num_replicas: int = 8,
+        ladder_low: float = 0.5,
+        layout: str | None = None,
+        precision: str = "highest",
+        devices: Any = None,
+        unroll: int | None = None,
+    ) -> None:
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler: expected one of {SAMPLERS}, got {sampler!r}")
+        if precision not in ("highest", "bfloat16"):
+            raise ValueError(f"precision: expected 'highest' or 'bfloat16', got {precision!r}")
+        if num_replicas < 2 and sampler == "tempering":
+            raise ValueError(f"num_replicas: expected at least 2, got {num_replicas}")
+        if not 0 < ladder_low < 1:
+            raise ValueError(f"ladder_low: expected a fraction in (0, 1), got {ladder_low}")
+        self.sampler = sampler
+        self.num_replicas = int(num_replicas)
+        self.ladder_low = float(ladder_low)
+        self.layout = layout
+        self.precision = precision
+        devices = list(jax.devices() if devices is None else devices)
+        self.mesh = Mesh(np.array(devices), ("chains",))
+        self.unroll = unroll if unroll is not None else (1 if devices[0].platform == "cpu" else 8)
+        suffix = "" if sampler == "gibbs" else f"-{sampler}"
+        self.name = f"jax-sim{suffix}"
+        self.capabilities = Capabilities(
+            devices=tuple(f"{device.platform}:{device.id}" for device in devices),
+        )
+
+    def unroll_for(self, num_sweeps: int) -> int:
+        """The unroll depth of a run of `num_sweeps` sweeps."""
+        return max(1, min(self.unroll, num_sweeps))
+
+    def compile(self, topology: Topology) -> JaxSimProgram:
+        check_supported(topology, self.capabilities)
+        return JaxSimProgram(topology, self)
+
+    # -- primitives ------------------------------------------------------------------------------
+    def pbit(self, fields: Any, *, key: Any, beta: float = 1.0) -> jax.Array:
+        """Spins with P(s = +1) = sigmoid(2 beta f), drawn on device (int8)."""
+        check_primitive_input("fields", fields)
+        beta = check_beta(beta)
+        key = as_key(key)
+        return _pbit(to_jax(fields, jnp.float32), key_words(key), jnp.float32(beta))
+
+    def categorical(self, logits: Any, *, key: Any, beta: float = 1.0) -> jax.Array:
+        """Indices with P(k) ~ exp(beta logits[..., k]) by Gumbel-max (int32)."""
+        check_primitive_input("logits", logits, allow_negative_infinity=True)
+        beta = check_beta(beta)
+        key = as_key(key)
+        return _categorical(to_jax(logits, jnp.float32), key_words(key), jnp.float32(beta))
+
+    def gaussian(self, shape: tuple[int, ...], *, key: Any, dtype: str = "float32") -> jax.Array:
+        """Standard normal draws on device."""
+        key = as_key(key)
+        return _gaussian(key_words(key), tuple(int(size) for size in shape), dtype)
+
+
+@jax.jit
+def _pbit(fields: jax.Array, words: jax.Array, beta: jax.Array) -> jax.Array:
+    uniform = jax.random.uniform(jax_key(words), fields.shape, jnp.float32)
+    return jnp.where(uniform < jax.nn.sigmoid(2.0 * beta * fields), 1, -1).astype(jnp.int8)
+
+
+@jax.jit
+def _categorical(logits: jax.Array, words: jax.Array, beta: jax.Array) -> jax.Array:
+    gumbel = jax.random.gumbel(jax_key(words), logits.shape, jnp.float32)
+    return jnp.argmax(beta * logits + gumbel, axis=-1).astype(jnp.int32)
+
+
+@partial(jax.jit, static_argnums=(1, 2))
+def _gaussian(words: jax.Array, shape: tuple[int, ...], dtype: str) -> jax.Array:
+    return jax.random.normal(jax_key(words), shape, jnp.dtype(dtype))
+
+
+def metropolis_backend() -> JaxSimBackend:
+    """The entry point `jax-sim-metropolis`."""
+    return JaxSimBackend(sampler="metropolis")
+
+
+def tempering_backend() -> JaxSimBackend:
+    """The entry point `jax-sim-tempering`."""
+    return JaxSimBackend(sampler="tempering")

@@ -1,0 +1,95 @@
+"""Helpers of the `benchmarks/jax_sim_*.py` scripts: timing, JSON lines, thrml side by side.
+
+thrml (`pip install thrml`) is imported only when a benchmark asks for it; its models are built
+through its public API (`IsingEBM`, `IsingSamplingProgram`, `sample_states`), with chains
+`jax.vmap`ped over keys and initial states.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+
+def device_name() -> str:
+    device = jax.devices()[0]
+    return f"{device.platform}:{getattr(device, 'device_kind', device.platform)}"
+
+
+def block(value: Any) -> Any:
+    """Wait for every array in a result (JAX dispatch is asynchronous)."""
+    return jax.block_until_ready(jax.tree_util.tree_map(lambda x: x, value))
+
+
+def time_call(call: Callable[[], Any], repeats: int = 3) -> float:
+    """Median wall time in seconds of `call()` after one warm-up call (compilation)."""
+    block(call())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        block(call())
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def emit(what: str, config: dict[str, Any], value: float, unit: str) -> dict[str, Any]:
+    """Print one JSON line (keys what, config, device, value, unit) and return it."""
+    record = {
+        "what": what,
+        "config": config,
+        "device": device_name(),
+        "value": float(value),
+        "unit": unit,
+    }
+    print(json.dumps(record), flush=True)
+    return record
+
+
+def thrml_ising_runner(
+    num_nodes: int,
+    edges: np.ndarray,
+    weights: np.ndarray,
+    biases: np.ndarray,
+    blocks: list[np.ndarray],
+    beta: float,
+    num_chains: int,
+    num_sweeps: int,
+) -> Callable[[int], Any]:
+    """A function key -> final states of `num_chains` thrml chains after `num_sweeps` block
+    Gibbs sweeps of thrml's IsingEBM over the given colouring (jit-compiled, chains vmapped)."""
+    import jax.numpy as jnp
+    from thrml import Block, SamplingSchedule, SpinNode, sample_states
+    from thrml.models import IsingEBM, IsingSamplingProgram, hinton_init
+
+    nodes = [SpinNode() for _ in range(num_nodes)]
+    edge_list = [(nodes[int(i)], nodes[int(j)]) for i, j in edges]
+    model = IsingEBM(
+        nodes,
+        edge_list,
+        jnp.asarray(biases, jnp.float32),
+        jnp.asarray(weights, jnp.float32),
+        jnp.asarray(beta, jnp.float32),
+    )
+    free_blocks = [Block([nodes[int(i)] for i in block]) for block in blocks]
+    program = IsingSamplingProgram(model, free_blocks, clamped_blocks=[])
+    schedule = SamplingSchedule(n_warmup=num_sweeps - 1, n_samples=1, steps_per_sample=1)
+    everything = [Block(nodes)]
+
+    def one_chain(key: jax.Array, initial: list[jax.Array]) -> Any:
+        return sample_states(key, program, schedule, initial, [], everything)
+
+    @jax.jit
+    def run(seed: jax.Array) -> Any:
+        key = jax.random.key(seed)
+        init_key, sample_key = jax.random.split(key)
+        initial = hinton_init(init_key, model, free_blocks, (num_chains,))
+        keys = jax.random.split(sample_key, num_chains)
+        return jax.vmap(one_chain)(keys, initial)
+
+    return lambda seed: run(jnp.uint32(seed))

@@ -1,0 +1,264 @@
+"""jax-sim beyond the conformance suite: layouts, compile-once, samplers, inputs, tempering."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tsu_core
+from tsu_core import Clamp, ExactDistribution, Parameters, Topology, ising2d
+from tsu_core.constructors import lattice_2d
+from tsu_core.testing import random_categorical_model, random_spin_model, stats
+from tsu_jax_sim import JaxSimBackend
+from tsu_jax_sim.layouts import choose_layout
+
+ALPHA = stats.DEFAULT_ALPHA
+
+
+def _check_moments(result, exact: ExactDistribution, chains: int) -> None:
+    nodes, edges = np.asarray(result.nodes), np.asarray(result.edges)
+    tests = nodes.size + edges.size
+    for got, want in ((nodes, exact.node_moments), (edges, exact.edge_moments)):
+        if exact.topology.is_spin:
+            variance, spread = 1 - want**2, 2.0
+        else:
+            variance, spread = want * (1 - want), 1.0
+        tolerance = stats.mean_tolerance(variance, chains, tests, ALPHA, spread)
+        assert np.all(np.abs(got - want) <= tolerance + 1e-9), np.abs(got - want).max()
+    energy_tolerance = stats.mean_tolerance(
+        exact.energy_variance, chains, 1, ALPHA, float(np.ptp(exact.energies))
+    )
+    assert abs(float(result.energy) - exact.mean_energy) <= energy_tolerance
+
+
+def _random_lattice(seed: int, side: int = 4) -> tuple[Topology, Parameters]:
+    generator = np.random.default_rng(seed)
+    topology = Topology.lattice_2d(side)
+    return topology, Parameters(
+        generator.normal(0.3, 0.4, topology.num_edges), generator.normal(0, 0.3, side * side)
+    )
+
+
+def test_layout_choice() -> None:
+    assert choose_layout(Topology.lattice_2d(8)) == "stencil"
+    assert choose_layout(Topology.lattice_2d(5)) == "neighbours"  # odd sides: greedy blocks
+    assert choose_layout(Topology.bipartite(6, 4)) == "dense"
+    assert choose_layout(Topology.complete(10)) == "dense"
+    ring = Topology(40, np.stack([np.arange(40), (np.arange(40) + 1) % 40], axis=1))
+    assert choose_layout(ring) == "neighbours"
+
+
+@pytest.mark.parametrize("layout", ["stencil", "dense", "neighbours"])
+def test_every_layout_matches_enumeration(layout: str) -> None:
+    """The same 4x4 lattice (non-uniform couplings and fields) through each layout, with a
+    per-chain clamp, against exact enumeration of its 2^14 free states."""
+    topology, parameters = _random_lattice(seed=3)
+    backend = JaxSimBackend(layout=layout)
+    program = backend.compile(topology)
+    assert program.layout_kind == layout
+    chains = 2048
+    result = program.moments(
+        parameters, key=5, num_chains=chains, num_samples=4, burn_in=40, thinning=3, schedule=0.7
+    )
+    _check_moments(result, ExactDistribution.of(topology, parameters, 0.7), chains)
+    nodes, values = np.array([0, 9]), np.array([1, -1])
+    clamped = program.moments(
+        parameters,
+        key=6,
+        num_chains=chains,
+        num_samples=4,
+        burn_in=40,
+        thinning=3,
+        schedule=0.7,
+        clamp=Clamp(nodes, np.broadcast_to(values, (chains, 2)).copy()),
+    )
+    exact = ExactDistribution.of(topology, parameters, 0.7, nodes, values)
+    _check_moments(clamped, exact, chains)
+
+
+def test_layouts_give_identical_energies() -> None:
+    topology, parameters = _random_lattice(seed=4, side=6)
+    states = None
+    for layout in ("stencil", "dense", "neighbours"):
+        result = (
+            JaxSimBackend(layout=layout)
+            .compile(topology)
+            .sample(parameters, key=1, num_chains=8, num_samples=2, schedule=0.5)
+        )
+        expected = tsu_core.energy(topology, parameters, np.asarray(result.states))
+        assert np.allclose(np.asarray(result.energies), expected, atol=1e-4)
+        states = np.asarray(result.states) if states is None else states
+
+
+def test_compiled_once_per_topology() -> None:
+    """New parameters, keys, schedules and clamp values re-run the compiled program."""
+    topology, parameters = random_spin_model(seed=1, num_nodes=9)
+    program = tsu_core.get_backend("jax-sim").compile(topology)
+    options = dict(num_chains=16, num_samples=3, burn_in=2, thinning=2)
+    program.sample(parameters, key=0, schedule=1.0, **options)
+    assert program.trace_count == 1
+    generator = np.random.default_rng(0)
+    for seed in range(3):
+        other = Parameters(
+            generator.normal(size=topology.num_edges), generator.normal(size=topology.num_nodes)
+        )
+        program.sample(other, key=seed, schedule=tsu_core.geometric(0.2, 2.0), **options)
+    clamp = Clamp(np.array([2]), np.array([-1]))
+    program.sample(parameters, key=9, clamp=clamp, schedule=0.5, **options)
+    assert program.trace_count == 1, "a new parameter set, key or schedule recompiled"
+
+
+def test_schedule_is_followed_per_sweep() -> None:
+    """A custom schedule that ends at a low temperature ends in the exact low-T distribution,
+    and one that ends hot ends hot: the betas of the last sweeps are the ones used."""
+    topology, parameters = random_spin_model(seed=2, num_nodes=8)
+    program = tsu_core.get_backend("jax-sim").compile(topology)
+    chains = 4096
+    for betas in (
+        np.r_[np.full(30, 0.1), np.full(30, 1.0)],
+        np.r_[np.full(30, 1.0), np.full(30, 0.1)],
+    ):
+        result = program.moments(
+            parameters, key=3, num_chains=chains, burn_in=59, schedule=tsu_core.custom(betas)
+        )
+        _check_moments(result, ExactDistribution.of(topology, parameters, betas[-1]), chains)
+
+
+@pytest.mark.parametrize("sampler", ["metropolis", "tempering"])
+def test_alternative_samplers_match_enumeration(sampler: str) -> None:
+    backend = JaxSimBackend(sampler=sampler, num_replicas=4)
+    chains = 2048
+    for topology, parameters in (
+        random_spin_model(seed=5, num_nodes=9, edge_probability=0.5),
+        random_categorical_model(seed=6, num_nodes=5, num_categories=3),
+    ):
+        result = backend.compile(topology).moments(
+            parameters, key=7, num_chains=chains, num_samples=4, burn_in=60, thinning=2
+        )
+        _check_moments(result, ExactDistribution.of(topology, parameters, 1.0), chains)
+
+
+def test_registered_variants() -> None:
+    assert tsu_core.get_backend("jax-sim-metropolis").name == "jax-sim-metropolis"
+    assert tsu_core.get_backend("jax-sim-tempering").name == "jax-sim-tempering"
+
+
+def test_parallel_tempering_matches_kaufman_near_criticality() -> None:
+    """Energy per spin of an 8x8 torus at beta = 0.42 (beta_c = 0.4407) within Bernstein
+    tolerance of Kaufman's exact finite-lattice value."""
+    side, beta, chains = 8, 0.42, 384
+    topology, parameters = lattice_2d(side)
+    backend = JaxSimBackend(sampler="tempering", num_replicas=4, ladder_low=0.6)
+    result = backend.compile(topology).moments(
+        parameters, key=11, num_chains=chains, num_samples=1, burn_in=200, schedule=beta
+    )
+    exact, variance = ising2d.kaufman_energy(beta, side)
+    tolerance = float(stats.mean_tolerance(variance, chains, 1, ALPHA, 4.0 * side**2)) / side**2
+    measured = float(result.energy) / side**2
+    assert abs(measured - exact) <= tolerance, (measured, exact, tolerance)
+
+
+def test_annealing_with_metropolis_reaches_ground_state() -> None:
+    from tsu_core.testing import frustrated_model
+
+    topology, parameters = frustrated_model(seed=9, num_nodes=12)
+    ground = ExactDistribution.of(topology, parameters, 1.0).ground_energy
+    result = (
+        JaxSimBackend(sampler="metropolis")
+        .compile(topology)
+        .sample(
+            parameters, key=2, num_chains=32, burn_in=400, schedule=tsu_core.geometric(0.05, 5.0)
+        )
+    )
+    final = np.asarray(result.energies)[:, -1]
+    assert np.isclose(final.min(), ground) and np.mean(np.isclose(final, ground)) >= 0.25
+
+
+def test_jax_inputs_and_outputs() -> None:
+    import jax.numpy as jnp
+
+    topology, parameters = random_spin_model(seed=1, num_nodes=6)
+    device = Parameters(jnp.asarray(parameters.weights), jnp.asarray(parameters.biases))
+    program = tsu_core.get_backend("jax-sim").compile(topology)
+    first = program.sample(parameters, key=4, num_chains=8, num_samples=2)
+    second = program.sample(device, key=4, num_chains=8, num_samples=2)
+    assert np.array_equal(np.asarray(first.states), np.asarray(second.states))
+    assert hasattr(second.states, "__dlpack__") and "jax" in type(second.states).__module__
+
+
+def test_torch_inputs_through_dlpack() -> None:
+    torch = pytest.importorskip("torch")
+    topology, parameters = random_spin_model(seed=1, num_nodes=6)
+    tensors = Parameters(
+        torch.tensor(parameters.weights, dtype=torch.float32),
+        torch.tensor(parameters.biases, dtype=torch.float32),
+    )
+    program = tsu_core.get_backend("jax-sim").compile(topology)
+    first = program.sample(parameters, key=4, num_chains=8, num_samples=2)
+    initial = torch.ones((8, 6), dtype=torch.int8)
+    second = program.sample(tensors, key=4, num_chains=8, num_samples=2)
+    assert np.array_equal(np.asarray(first.states), np.asarray(second.states))
+    from tsu_jax_sim.arrays import to_jax
+
+    shared = torch.arange(12, dtype=torch.float32)
+    assert to_jax(shared).unsafe_buffer_pointer() == shared.data_ptr(), "DLPack copied"
+    back = torch.from_dlpack(second.states)
+    assert back.shape == (8, 2, 6)
+    third = program.sample(tensors, key=4, num_chains=8, initial_state=initial, schedule=30.0)
+    assert np.asarray(third.final_state).shape == (8, 6)
+
+
+def test_primitives_are_deterministic_per_key() -> None:
+    backend = tsu_core.get_backend("jax-sim")
+    fields = np.linspace(-1, 1, 100)
+    assert np.array_equal(backend.pbit(fields, key=3), backend.pbit(fields, key=3))
+    assert not np.array_equal(backend.pbit(fields, key=3), backend.pbit(fields, key=4))
+    assert np.asarray(backend.gaussian((4, 5), key=1)).shape == (4, 5)
+
+
+def test_unrolled_loops_give_the_same_samples() -> None:
+    """The accelerator path (static scans unrolled) runs the same sweeps with the same keys."""
+    topology, parameters = random_spin_model(seed=4, num_nodes=8)
+    options = dict(key=3, num_chains=16, num_samples=3, burn_in=5, thinning=3, schedule=0.8)
+    plain = JaxSimBackend(unroll=1).compile(topology)
+    unrolled = JaxSimBackend(unroll=2).compile(topology)
+    first, second = plain.sample(parameters, **options), unrolled.sample(parameters, **options)
+    assert np.array_equal(np.asarray(first.states), np.asarray(second.states))
+    assert np.allclose(np.asarray(first.energies), np.asarray(second.energies))
+    moments_plain = plain.moments(parameters, **options)
+    moments_unrolled = unrolled.moments(parameters, **options)
+    assert np.allclose(np.asarray(moments_plain.edges), np.asarray(moments_unrolled.edges))
+    assert np.array_equal(
+        np.asarray(moments_plain.final_state), np.asarray(moments_unrolled.final_state)
+    )
+
+
+@pytest.mark.parametrize("sampler", ["gibbs", "metropolis"])
+def test_many_blocks_loop_on_device(sampler: str) -> None:
+    """A complete graph of 14 nodes with a custom 14-block colouring is past the unrolling
+    limit when the limit is lowered: the on-device block loop matches enumeration."""
+    from tsu_jax_sim import layouts
+
+    generator = np.random.default_rng(12)
+    complete = Topology.complete(14)
+    parameters = Parameters(
+        generator.normal(0, 0.3, complete.num_edges), generator.normal(0, 0.3, 14)
+    )
+    limit = layouts.SEQUENTIAL_BLOCKS
+    layouts.SEQUENTIAL_BLOCKS = 4
+    try:
+        program = JaxSimBackend(sampler=sampler).compile(complete)
+        assert program.layout.sequential
+        chains = 2048
+        result = program.moments(
+            parameters,
+            key=8,
+            num_chains=chains,
+            num_samples=2,
+            burn_in=30,
+            clamp=Clamp(np.array([3]), np.array([1])),
+        )
+    finally:
+        layouts.SEQUENTIAL_BLOCKS = limit
+    exact = ExactDistribution.of(complete, parameters, 1.0, np.array([3]), np.array([1]))
+    _check_moments(result, exact, chains)
