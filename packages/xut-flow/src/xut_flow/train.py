@@ -1,0 +1,415 @@
+"""Training loop: rectified flow with AdamW, data parallel over a device mesh, Orbax checkpoints.
+
+Read top to bottom: optimiser -> mesh and shardings -> jitted step -> checkpoints -> loop.
+
+- AdamW (weight decay on matrices only), global-norm clipping, linear warmup then cosine decay,
+  muP learning rate lr = base_learning_rate / model_dim.
+- Master weights are float32; the model computes in `ModelConfig.compute_dtype` (bf16).
+- Batch sharded over the mesh axis "data"; parameters replicated or FSDP-sharded.
+- Checkpoints (Orbax): every `checkpoint_every` steps (keep the last few) under `steps/`, at
+  every epoch end (keep all) under `epochs/`; SIGTERM/SIGINT save and stop; a new run resumes
+  from the newest checkpoint in either.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tqdm import tqdm
+
+from xut_flow.config import ModelConfig, TrainConfig
+from xut_flow.data import ShardDataset
+from xut_flow.flow import draw_noise, flow_loss
+from xut_flow.model import XUT
+
+logger = logging.getLogger(__name__)
+
+CSV_COLUMNS = ["timestamp", "epoch", "step", "global_step", "loss", "learning_rate"]
+
+
+def learning_rate_schedule(config: TrainConfig, model_config: ModelConfig) -> optax.Schedule:
+    """Linear warmup to base_learning_rate / model_dim, then cosine decay to zero."""
+    peak = config.base_learning_rate / model_config.model_dim
+    warmup = min(config.warmup_steps, max(config.total_steps - 1, 0))
+    return optax.warmup_cosine_decay_schedule(
+        0.0, peak, warmup, decay_steps=max(config.total_steps, warmup + 1), end_value=0.0
+    )
+
+
+def make_optimizer(config: TrainConfig, model_config: ModelConfig) -> optax.GradientTransformation:
+    """clip_by_global_norm, then AdamW with decay on weight matrices (ndim >= 2) only."""
+    return optax.chain(
+        optax.clip_by_global_norm(config.gradient_clip),
+        optax.adamw(
+            learning_rate_schedule(config, model_config),
+            weight_decay=config.weight_decay,
+            mask=lambda params: jax.tree.map(lambda leaf: leaf.ndim >= 2, params),
+        ),
+    )
+
+
+def make_mesh(num_devices: int | None = None) -> Mesh:
+    """A 1D mesh with axis "data" over the first `num_devices` devices (all by default)."""
+    devices = jax.devices()
+    count = len(devices) if num_devices is None else num_devices
+    if not 1 <= count <= len(devices):
+        raise ValueError(f"num_devices: expected 1..{len(devices)}, got {num_devices}")
+    return Mesh(np.array(devices[:count]), ("data",))
+
+
+def parameter_shardings(params: Any, mesh: Mesh, mode: str) -> Any:
+    """Replicated, or FSDP: each array split over "data" along its first divisible axis."""
+    size = mesh.shape["data"]
+
+    def choose(leaf: Any) -> NamedSharding:
+        if mode == "fsdp" and size > 1:
+            for axis, length in enumerate(leaf.shape):
+                if length % size == 0 and length >= size:
+                    spec = [None] * leaf.ndim
+                    spec[axis] = "data"
+                    return NamedSharding(mesh, PartitionSpec(*spec))
+        elif mode not in ("replicated", "fsdp"):
+            raise ValueError(f"parameter_sharding: expected 'replicated' or 'fsdp', got {mode!r}")
+        return NamedSharding(mesh, PartitionSpec())
+
+    return jax.tree.map(choose, params)
+
+
+def make_train_step(
+    graphdef: Any,
+    optimizer: optax.GradientTransformation,
+    config: TrainConfig,
+    schedule: optax.Schedule,
+):
+    """The pure update (params, opt_state, latents, text, noise, normal, step) ->
+    (params, opt_state, loss, learning rate used).
+
+    With noise_source="jax", `noise` and `normal` are None and drawn inside from (seed, step).
+    """
+
+    def step(params, opt_state, latents, text, noise, normal, global_step):
+        if noise is None:
+            key = jax.random.fold_in(jax.random.key(config.seed), global_step)
+            noise_key, time_key = jax.random.split(key)
+            noise = jax.random.normal(noise_key, latents.shape, jnp.float32)
+            normal = jax.random.normal(time_key, latents.shape[:1], jnp.float32)
+        key = jax.random.fold_in(jax.random.key(config.seed + 1), global_step)
+
+        def loss_function(trainable):
+            model = nnx.merge(graphdef, trainable)
+            return flow_loss(
+                model,
+                latents,
+                text,
+                noise,
+                normal,
+                key,
+                text_dropout=config.text_dropout,
+                timestep_mean=config.timestep_mean,
+                timestep_std=config.timestep_std,
+                deterministic=False,
+            )
+
+        loss, grads = jax.value_and_grad(loss_function)(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        return params, opt_state, loss, schedule(global_step)
+
+    return step
+
+
+class Checkpoints:
+    """Two Orbax managers: `steps/` (keep the last k) and `epochs/` (keep all).
+
+    The saved item is the flat list of (params, opt_state) leaves, so restoring needs only a
+    freshly initialised state of the same structure.
+    """
+
+    def __init__(self, directory: str | Path, keep_steps: int) -> None:
+        # Imported here so that the model, loss and jitted step work without Orbax installed.
+        import orbax.checkpoint as ocp
+
+        self._ocp = ocp
+        directory = Path(directory).absolute()
+        self.steps = ocp.CheckpointManager(
+            directory / "steps",
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep_steps, create=True),
+        )
+        self.epochs = ocp.CheckpointManager(
+            directory / "epochs", options=ocp.CheckpointManagerOptions(create=True)
+        )
+
+    @staticmethod
+    def _item(state: Any) -> dict[str, Any]:
+        return {f"{index:06d}": leaf for index, leaf in enumerate(jax.tree.leaves(state))}
+
+    def save(self, step: int, state: Any, *, epoch_end: bool = False) -> None:
+        manager = self.epochs if epoch_end else self.steps
+        if manager.latest_step() != step:
+            manager.save(step, args=self._ocp.args.StandardSave(self._item(state)))
+
+    def latest(self) -> int | None:
+        found = [m.latest_step() for m in (self.steps, self.epochs) if m.latest_step() is not None]
+        return max(found) if found else None
+
+    def restore(self, step: int, template: Any) -> Any:
+        """The state saved at `step`, with `template`'s structure, dtypes and shardings."""
+        manager = self.steps if step in self.steps.all_steps() else self.epochs
+        leaves, treedef = jax.tree.flatten(template)
+        abstract = {
+            f"{index:06d}": jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=leaf.sharding)
+            for index, leaf in enumerate(leaves)
+        }
+        restored = manager.restore(step, args=self._ocp.args.StandardRestore(abstract))
+        return jax.tree.unflatten(treedef, [restored[f"{i:06d}"] for i in range(len(leaves))])
+
+    def close(self) -> None:
+        for manager in (self.steps, self.epochs):
+            manager.wait_until_finished()
+            manager.close()
+
+
+class StopSignal:
+    """Turns SIGTERM/SIGINT into a flag the loop checks after each step (main thread only)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignal:
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGTERM, signal.SIGINT):
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def _handle(self, number: int, frame: Any) -> None:
+        logger.warning("signal %d: saving a checkpoint and stopping", number)
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+
+@dataclass
+class TrainResult:
+    """What a run returns: the last global step, per-step losses it logged, the model."""
+
+    global_step: int
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    stopped_by_signal: bool = False
+    graphdef: Any = None
+    params: Any = None
+    opt_state: Any = None
+
+    def model(self) -> XUT:
+        return nnx.merge(self.graphdef, self.params)
+
+
+def _put(array: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    """A global array from this process's slice of the batch (works for one or many hosts)."""
+    count = jax.process_count()
+    if count > 1:
+        local = array.shape[0] // count
+        array = array[jax.process_index() * local : (jax.process_index() + 1) * local]
+    return jax.make_array_from_process_local_data(sharding, np.asarray(array))
+
+
+def _open_log(path: Path, resume_step: int) -> None:
+    """Start the CSV, or on resume drop rows logged after the checkpoint being resumed."""
+    rows = []
+    if path.exists() and resume_step > 0:
+        with open(path, newline="") as handle:
+            rows = [row for row in csv.DictReader(handle) if int(row["global_step"]) <= resume_step]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def evaluate_loss(
+    model: XUT,
+    dataset: ShardDataset,
+    *,
+    batch_size: int = 250,
+    seed: int = 1234,
+    noise_source: str = "tsu",
+) -> float:
+    """Mean flow-matching loss on a data set at inference (no TREAD, text kept), fixed noise.
+
+    Each batch uses noise and timesteps drawn from (seed, batch index), so two models are
+    compared on exactly the same (x_0, t) pairs.
+    """
+    graphdef, state = nnx.split(model)
+
+    @jax.jit
+    def batch_loss(state, latents, text, noise, normal):
+        return flow_loss(
+            nnx.merge(graphdef, state),
+            latents,
+            text,
+            noise,
+            normal,
+            jax.random.key(0),
+            text_dropout=0.0,
+            deterministic=True,
+        )
+
+    total, count = 0.0, 0
+    for index in range(dataset.steps_per_epoch(batch_size)):
+        _, _, latents, text = next(dataset.batches(batch_size, index))
+        noise, normal = draw_noise(noise_source, seed, index, latents.shape)
+        total += float(batch_loss(state, latents, text, noise, normal)) * len(latents)
+        count += len(latents)
+    return total / count
+
+
+def plot_losses(log_path: str | Path, image_path: str | Path) -> None:
+    """Loss against global step from the CSV log, saved as an image."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(log_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.plot([int(r["global_step"]) for r in rows], [float(r["loss"]) for r in rows])
+    axis.set_xlabel("global step")
+    axis.set_ylabel("flow-matching loss (MSE)")
+    axis.set_yscale("log")
+    figure.tight_layout()
+    figure.savefig(image_path, dpi=120)
+    plt.close(figure)
+
+
+def train(
+    model_config: ModelConfig,
+    config: TrainConfig,
+    dataset: ShardDataset,
+    output_dir: str | Path,
+    *,
+    progress: bool = True,
+) -> TrainResult:
+    """Train (or resume) until `max_steps` (default `total_steps`) or a stop signal."""
+    if config.distributed:
+        jax.distributed.initialize()
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    mesh = make_mesh(config.num_devices)
+    if config.batch_size % mesh.shape["data"]:
+        raise ValueError(
+            f"batch_size {config.batch_size} must divide by the {mesh.shape['data']} devices"
+        )
+    batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
+    replicated = NamedSharding(mesh, PartitionSpec())
+
+    graphdef, params = nnx.split(XUT(model_config, rngs=nnx.Rngs(config.seed)))
+    params = jax.device_put(params, parameter_shardings(params, mesh, config.parameter_sharding))
+    optimizer = make_optimizer(config, model_config)
+    schedule = learning_rate_schedule(config, model_config)
+    opt_state = optimizer.init(params)
+    # Scalars the optimiser creates (step counts) live on one device: replicate them on the
+    # mesh, so the first step's input shardings equal its outputs' (no second compile).
+    opt_state = jax.tree.map(
+        lambda leaf: (
+            leaf if isinstance(leaf.sharding, NamedSharding) else jax.device_put(leaf, replicated)
+        ),
+        opt_state,
+    )
+    param_shardings = jax.tree.map(lambda leaf: leaf.sharding, params)
+    opt_shardings = jax.tree.map(lambda leaf: leaf.sharding, opt_state)
+
+    checkpoints = Checkpoints(output_dir / "checkpoints", config.keep_step_checkpoints)
+    start = checkpoints.latest() or 0
+    if start:
+        params, opt_state = checkpoints.restore(start, (params, opt_state))
+        logger.info("resumed from global step %d", start)
+    log_path = output_dir / "log.csv"
+    if jax.process_index() == 0:
+        _open_log(log_path, start)
+
+    step_function = jax.jit(
+        make_train_step(graphdef, optimizer, config, schedule),
+        out_shardings=(param_shardings, opt_shardings, replicated, replicated),
+        donate_argnums=(0, 1),
+    )
+    per_epoch = dataset.steps_per_epoch(config.batch_size)
+    stop_at = config.total_steps if config.max_steps is None else config.max_steps
+    result = TrainResult(global_step=start, graphdef=graphdef)
+    batches = dataset.batches(config.batch_size, start)
+    bar = tqdm(total=stop_at, initial=start, disable=not progress, desc="train")
+    with StopSignal() as stop, open(log_path, "a", newline="") as log_file:
+        writer = csv.DictWriter(log_file, CSV_COLUMNS)
+        global_step = start
+        began = None  # the time budget starts after the first (compiling) step
+        while global_step < stop_at and not stop.requested:
+            budget = config.max_seconds
+            if began is not None and budget is not None and time.monotonic() - began > budget:
+                break
+            step_index, epoch, latents, text = next(batches)
+            noise = normal = None
+            if config.noise_source == "tsu":
+                noise, normal = draw_noise("tsu", config.seed, step_index, latents.shape)
+                noise = _put(np.asarray(noise), batch_sharding)
+                normal = _put(np.asarray(normal), batch_sharding)
+            elif config.noise_source != "jax":
+                raise ValueError(
+                    f"noise_source: expected 'tsu' or 'jax', got {config.noise_source}"
+                )
+            params, opt_state, loss, learning_rate = step_function(
+                params,
+                opt_state,
+                _put(latents, batch_sharding),
+                _put(text, batch_sharding),
+                noise,
+                normal,
+                jnp.int32(step_index),
+            )
+            global_step = step_index + 1
+            if began is None:
+                loss.block_until_ready()
+                began = time.monotonic()
+            bar.update(1)
+            if global_step % config.log_every == 0 or global_step == stop_at:
+                value = float(loss)
+                result.losses.append((global_step, value))
+                bar.set_postfix(loss=f"{value:.4f}")
+                if jax.process_index() == 0:
+                    writer.writerow(
+                        {
+                            "timestamp": f"{time.time():.3f}",
+                            "epoch": epoch,
+                            "step": step_index % per_epoch,
+                            "global_step": global_step,
+                            "loss": f"{value:.8g}",
+                            "learning_rate": f"{float(learning_rate):.6g}",
+                        }
+                    )
+                    log_file.flush()
+            if global_step % config.checkpoint_every == 0:
+                checkpoints.save(global_step, (params, opt_state))
+            if global_step % per_epoch == 0:
+                checkpoints.save(global_step, (params, opt_state), epoch_end=True)
+        if global_step > start and checkpoints.latest() != global_step:
+            checkpoints.save(global_step, (params, opt_state))
+        result.stopped_by_signal = stop.requested
+    bar.close()
+    checkpoints.close()
+    if jax.process_index() == 0 and result.losses:
+        plot_losses(log_path, output_dir / "loss.png")
+    result.global_step, result.params, result.opt_state = global_step, params, opt_state
+    return result
