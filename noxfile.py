@@ -56,11 +56,13 @@ def _settings(package: str) -> dict:
     return _pyproject(package).get("tool", {}).get("tsu", {})
 
 
-def _needs_torch(package: str) -> bool:
+def _needs_torch(package: str, *, extras: bool = True) -> bool:
+    """Whether installing `package` (with its extras, unless `extras=False`) brings in torch."""
     project = _pyproject(package)["project"]
     requirements = list(project.get("dependencies", []))
-    for extra in project.get("optional-dependencies", {}).values():
-        requirements += extra
+    if extras:
+        for extra in project.get("optional-dependencies", {}).values():
+            requirements += extra
     return any(
         requirement.split(">")[0].split("=")[0].split("[")[0].strip() == "torch"
         for requirement in requirements
@@ -145,7 +147,8 @@ def tests(session: nox.Session, package: str, backend: str) -> None:
 def isolation(session: nox.Session, package: str) -> None:
     """Install one package alone into a fresh environment, import it, and prove that the
     frameworks it must not depend on were not pulled in."""
-    if _needs_torch(package):
+    # The plain install, as a user types it: extras (such as xut-flow's `torch`) stay out.
+    if _needs_torch(package, extras=False):
         session.install(TORCH_PIN)
     session.install(str(PACKAGES_DIR / "tsu-core"), str(PACKAGES_DIR / package))
     module = package.replace("-", "_")
