@@ -7,6 +7,7 @@ place that copies to the host and is meant for the reference backend and tests.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -38,22 +39,31 @@ def all_finite(array: Any, allow_negative_infinity: bool = False) -> bool:
     if kind == "torch":
         import torch
 
-        bad = torch.isnan(array) | (array == float("inf"))
         if not allow_negative_infinity:
-            bad = bad | (array == float("-inf"))
-        return not bool(bad.any())
+            return bool(torch.isfinite(array).all())
+        return not bool((torch.isnan(array) | (array == float("inf"))).any())
     if kind == "jax":
-        import jax.numpy as jnp
-
-        bad = jnp.isnan(array) | (array == jnp.inf)
-        if not allow_negative_infinity:
-            bad = bad | (array == -jnp.inf)
-        return not bool(bad.any())
+        # One compiled call and one read-back: eager jnp operations cost about 0.1 ms each on
+        # a GPU, which made this check the largest fixed cost of a short sampling call.
+        return bool(_jax_finite_check(allow_negative_infinity)(array))
     values = np.asarray(array, dtype=float)
     bad = np.isnan(values) | (values == np.inf)
     if not allow_negative_infinity:
         bad |= values == -np.inf
     return not bad.any()
+
+
+@functools.cache
+def _jax_finite_check(allow_negative_infinity: bool) -> Any:
+    import jax
+    import jax.numpy as jnp
+
+    def check(array: Any) -> Any:
+        if allow_negative_infinity:
+            return ~(jnp.isnan(array) | (array == jnp.inf)).any()
+        return jnp.isfinite(array).all()
+
+    return jax.jit(check)
 
 
 def to_numpy(array: Any, dtype: Any = None) -> np.ndarray:
