@@ -7,6 +7,10 @@ biases, betas (one per sweep), clamp values and masks, initial states and the ke
 arguments, so a new parameter set, schedule, clamp or key never recompiles; only new array
 shapes (chains, samples, burn-in, thinning) trace again.
 
+Spin models on the `neighbours` and `dense` layouts (without tempering) hold their states in
+the loop as node-major blocks and sweep them with `node_major.NodeMajorSweep`; the states are
+turned back into (chains, N) only to record.
+
 Chains are laid out over a `jax.sharding.Mesh` of every visible device (axis "chains") when
 their number divides evenly; random numbers come from partitionable threefry keys, so the
 samples do not depend on how many devices share the work.
@@ -26,6 +30,7 @@ from tsu_core.parameters import Parameters
 from tsu_core.protocol import Moments, Samples
 from tsu_core.request import SampleRequest
 from tsu_core.topology import Topology
+from tsu_jax_sim import node_major
 from tsu_jax_sim.arrays import framework, jax_key, to_jax
 from tsu_jax_sim.layouts import make_layout
 from tsu_jax_sim.sweep import exchange_replicas, sweep
@@ -47,6 +52,11 @@ class JaxSimProgram:
         self.local_sampler = "gibbs" if backend.sampler == "tempering" else backend.sampler
         ladder = backend.ladder_low ** (1.0 - np.linspace(0.0, 1.0, self.num_replicas))
         self.ladder = ladder.astype(np.float32) if self.num_replicas > 1 else np.ones(1, np.float32)
+        self.node_major = (
+            node_major.NodeMajorSweep(self.layout)
+            if node_major.applies(self.layout, self.num_replicas)
+            else None
+        )
         self.trace_count = 0
         self._run = jax.jit(self._run_traced, static_argnames=("num_chains", "mode", "sharded"))
         logger.debug("compiled %r with the %s layout", topology, self.layout.kind)
@@ -85,9 +95,14 @@ class JaxSimProgram:
         free[request.clamp_nodes] = False
         # Clamp values at every node, (C, N) (zero where free), so that clamping other nodes
         # or giving (k,) instead of (C, k) values keeps the traced shapes: no recompile.
-        state_dtype = np.float32 if topology.is_spin else np.int32
+        # Spins +-1 travel as int8 (exact); no clamp reuses one zero array kept on the device.
+        state_dtype = np.int8 if topology.is_spin else np.int32
         clamp: Any = np.zeros((chains, topology.num_nodes), state_dtype)
-        if request.clamp_values is not None:
+        mesh = self.backend.mesh
+        sharded = mesh.size > 1 and chains % mesh.size == 0
+        if request.clamp_values is None:
+            clamp = self._zero_clamp(clamp, sharded)
+        else:
             values = _device_or_numpy(request.clamp_values)
             if isinstance(values, np.ndarray):
                 clamp[:, request.clamp_nodes] = values
@@ -101,11 +116,10 @@ class JaxSimProgram:
         initial = None
         if request.initial_state is not None:
             initial = _device_or_numpy(request.initial_state)
-        mesh = self.backend.mesh
-        sharded = mesh.size > 1 and chains % mesh.size == 0
         if sharded:
             chain_sharding = NamedSharding(mesh, PartitionSpec("chains", None))
-            clamp = jax.device_put(clamp, chain_sharding)
+            if request.clamp_values is not None:
+                clamp = jax.device_put(clamp, chain_sharding)
             if initial is not None:
                 initial = jax.device_put(initial, chain_sharding)
         return self._run(
@@ -121,6 +135,15 @@ class JaxSimProgram:
             mode=mode,
             sharded=sharded,
         )
+
+    def _zero_clamp(self, zeros: np.ndarray, sharded: bool) -> jax.Array:
+        """`zeros` on the device(s), transferred once per shape (the last one is kept)."""
+        cached = getattr(self, "_cached_zeros", None)
+        if cached is None or cached[0] != (zeros.shape, sharded):
+            sharding = NamedSharding(self.backend.mesh, PartitionSpec("chains", None))
+            array = jax.device_put(zeros, sharding if sharded else None)
+            cached = self._cached_zeros = ((zeros.shape, sharded), array)
+        return cached[1]
 
     # -- device side -----------------------------------------------------------------------------
     def _run_traced(
@@ -139,17 +162,27 @@ class JaxSimProgram:
         sharded: bool,
     ) -> tuple[Any, Any, Any]:
         self.trace_count += 1  # runs once per trace: the compile counter of the tests
-        layout, topology = self.layout, self.topology
+        layout, topology, plan = self.layout, self.topology, self.node_major
         num_rungs = self.num_replicas
         key = jax_key(key_data)
         state_dtype = jnp.float32 if topology.is_spin else jnp.int32
-        prepared = layout.prepare(weights.astype(jnp.float32), biases.astype(jnp.float32))
+        weights, biases = weights.astype(jnp.float32), biases.astype(jnp.float32)
+        prepared = (plan or layout).prepare(weights, biases)
         clamp_values = clamp_values.astype(state_dtype)
         ladder = jnp.asarray(self.ladder)
 
-        def constrain(states: jax.Array) -> jax.Array:
+        def constrain(states: Any) -> Any:
             if not sharded:
                 return states
+            if isinstance(states, tuple):  # node-major blocks: chains (words) on axis 1
+                size = self.backend.mesh.size
+                spec = NamedSharding(self.backend.mesh, PartitionSpec(None, "chains"))
+                return tuple(
+                    jax.lax.with_sharding_constraint(part, spec)
+                    if part.shape[1] % size == 0
+                    else part
+                    for part in states
+                )
             spec = PartitionSpec("chains", *([None] * (states.ndim - 1)))
             return jax.lax.with_sharding_constraint(states, NamedSharding(self.backend.mesh, spec))
 
@@ -164,9 +197,20 @@ class JaxSimProgram:
         initial = jnp.where(free, initial, clamp_values)
         # Rows are (chain, rung) pairs, chain-major; rung R-1 runs at the target beta.
         states = constrain(jnp.repeat(initial, num_rungs, axis=0))
+        if plan is not None:
+            # Node-major blocks in the loop; every sweep's keys drawn up front (see node_major).
+            states = constrain(plan.split(states))
+            free_blocks = [free[block] for block in layout.blocks]
+            total = burn_betas.shape[0] + record_betas.size
+            keys = node_major.block_keys(key, total, len(layout.blocks))
 
-        def one_sweep(carry: tuple[jax.Array, jax.Array], beta: jax.Array) -> Any:
+        def one_sweep(carry: tuple[Any, jax.Array], beta: jax.Array) -> Any:
             states, step = carry
+            if plan is not None:
+                states = plan.sweep(
+                    prepared, states, keys[step], beta, free_blocks, self.local_sampler
+                )
+                return (constrain(states), step + 1), None
             sweep_key = jax.random.fold_in(key, step)
             row_betas = jnp.tile(beta * ladder, num_chains)
             states = sweep(layout, prepared, states, sweep_key, row_betas, free, self.local_sampler)
@@ -183,7 +227,9 @@ class JaxSimProgram:
                 states = replicas.reshape(states.shape)
             return (constrain(states), step + 1), None
 
-        def target(states: jax.Array) -> jax.Array:
+        def target(states: Any) -> jax.Array:
+            if plan is not None:
+                return plan.join(states, num_chains)
             return states.reshape(num_chains, num_rungs, -1)[:, -1]
 
         def output(states: jax.Array) -> jax.Array:
@@ -221,7 +267,10 @@ class JaxSimProgram:
 
         def record(states: jax.Array, recorded: Any, weight: jax.Array) -> Any:
             chosen = target(states)
-            energies = layout.energies(prepared, chosen)
+            if plan is not None:
+                energies = plan.energies(prepared, states, num_chains)
+            else:
+                energies = layout.energies(prepared, chosen)
             if mode == "sample":
                 return recorded, (output(chosen), energies)
             nodes, edges, energy_sum = recorded

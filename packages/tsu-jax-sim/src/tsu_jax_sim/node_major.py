@@ -1,0 +1,324 @@
+r"""The sweep of the `neighbours` and `dense` spin layouts, with states held per block, node-major.
+
+Inside the sweep loop the spins of block $k$ are one array with a row per node and the chains
+along the row, so the fields of a block read whole, contiguous rows of the blocks coupled to
+it ("sources"; for a bipartite graph, the other block only):
+
+* neighbours: $f_{b,c} = h_b + \sum_d w_{b,d}\, s_{n(b,d),c}$, one gather of rows per padded
+  neighbour slot $d$. Spins are packed `LANES` chains to a byte (bit $j$ set: chain $4p + j$
+  is down), so a gather moves 2 bits per spin and every thread updates 4 chains;
+* dense: $F_k = M_k S_{\text{sources}(k)}$, one matrix product per block. Spins are bfloat16
+  (+-1 is exact); the weights are cast once per call, before the loop.
+
+Random numbers: the uniforms of block $k$ in sweep $t$ come from the threefry-2x32 block cipher
+(`jax.extend.random.threefry2x32_p`, JAX's own) under the key
+`fold_in(fold_in(key, t), k)`, counter (node, chain word, half); both 32-bit output words are
+used, each turned into a uniform in [0, 1) with 23 random mantissa bits exactly as
+`jax.random.uniform` does. They are computed inside the fused block update, never written to
+memory, and every key of the run is derived once before the loop. Each uniform is used for
+one update, so the chain is the heat-bath (or Metropolis) kernel of `sweep.update_block`,
+with other random numbers; the counters do not depend on how chains are split over devices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.extend.random import threefry2x32_p
+
+LANES = {"neighbours": 4, "dense": 2}  # chains per packed word (one threefry call per 2)
+_ONE_BITS = 0x3F800000  # float32 1.0: uniform = bitcast(bits >> 9 | 1.0) - 1.0
+_BFLOAT16_ONE = 0x3F80  # bfloat16 +1.0; -1.0 adds the sign bit (1 << 15)
+
+
+def applies(layout: Any, num_replicas: int) -> bool:
+    """True for a spin layout this module sweeps: `neighbours` or `dense` (blocks unrolled),
+    without replica exchange (tempering keeps the chain-major sweep of `sweep.py`)."""
+    return (
+        num_replicas == 1
+        and getattr(layout, "kind", None) in LANES
+        and layout.topology.is_spin
+        and not layout.sequential
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class NodeMajorSweep:
+    """Index arrays (numpy, baked into the program) of a node-major sweep of `layout`."""
+
+    layout: Any
+
+    def __post_init__(self) -> None:
+        layout = self.layout
+        topology = layout.topology
+        blocks = layout.blocks
+        owner = np.zeros(topology.num_nodes, np.int32)
+        position = np.zeros(topology.num_nodes, np.int32)
+        for index, block in enumerate(blocks):
+            owner[block] = index
+            position[block] = np.arange(block.size)
+        order = np.concatenate(blocks)
+        object.__setattr__(self, "lanes", LANES[layout.kind])
+        object.__setattr__(self, "inverse", None if _is_range(order) else np.argsort(order))
+        adjacency = np.zeros((topology.num_nodes, len(blocks)), bool)
+        adjacency[topology.edges[:, 0], owner[topology.edges[:, 1]]] = True
+        adjacency[topology.edges[:, 1], owner[topology.edges[:, 0]]] = True
+        sources = [tuple(np.flatnonzero(adjacency[block].any(0))) for block in blocks]
+        object.__setattr__(self, "sources", sources)
+        # Offset of each source block inside the concatenation a block reads.
+        starts = []
+        for coupled in sources:
+            sizes = [blocks[source].size for source in coupled]
+            offsets = np.zeros(len(blocks), np.int64)
+            offsets[list(coupled)] = np.cumsum([0] + sizes[:-1]) if coupled else []
+            starts.append(offsets)
+        if layout.kind == "neighbours":
+            slots, edges, valid = [], [], []
+            for index, block in enumerate(blocks):
+                neighbours, present = layout.neighbours[block], layout.valid[block]
+                width = max(int(present.sum(1).max()), 1)
+                local = starts[index][owner[neighbours]] + position[neighbours]
+                slots.append(np.where(present, local, 0)[:, :width].T.astype(np.int32))
+                edges.append(layout.edge_ids[block][:, :width].T)
+                valid.append(present[:, :width].T)
+            object.__setattr__(self, "slots", slots)  # (D_k, |B_k|) rows of the sources
+            object.__setattr__(self, "slot_edges", edges)
+            object.__setattr__(self, "slot_valid", valid)
+        else:
+            columns = [
+                np.concatenate([blocks[source] for source in coupled]) if coupled else None
+                for coupled in sources
+            ]
+            object.__setattr__(self, "source_nodes", columns)
+
+    # -- conversions -----------------------------------------------------------------------------
+    def width(self, rows: int) -> int:
+        """Packed words per node row for `rows` chains (padded up to a multiple of the lanes)."""
+        return -(-rows // self.lanes)
+
+    def split(self, states: jax.Array) -> tuple[jax.Array, ...]:
+        """(rows, N) spins -> one node-major (|B_k|, words) array per block."""
+        rows = states.shape[0]
+        padded = self.width(rows) * self.lanes
+        if padded != rows:  # a spare chain (a copy of the last) fills the last word
+            states = jnp.concatenate([states, jnp.repeat(states[-1:], padded - rows, 0)])
+        parts = []
+        for block in self.layout.blocks:
+            spins = _columns(states, block).T  # (|B|, padded)
+            if self.layout.kind == "dense":
+                parts.append(spins.astype(jnp.bfloat16))
+                continue
+            down = (spins < 0).reshape(block.size, -1, self.lanes).astype(jnp.uint8)
+            shifts = jnp.arange(self.lanes, dtype=jnp.uint8)
+            parts.append(jnp.sum(down << shifts, axis=-1, dtype=jnp.uint8))
+        return tuple(parts)
+
+    def join(self, parts: tuple[jax.Array, ...], rows: int) -> jax.Array:
+        """The inverse of `split`: (rows, N) float32 spins."""
+        spins = [self._interleave(self._spin_lanes(part)) for part in parts]
+        stacked = jnp.concatenate(spins, axis=0)
+        if self.inverse is not None:
+            stacked = stacked[self.inverse]
+        return stacked[:, :rows].T
+
+    def _spin_lanes(self, part: jax.Array) -> list[jax.Array]:
+        """The L lanes of a block's spins, float32 (|B|, words) each."""
+        if self.layout.kind == "dense":
+            pairs = part.astype(jnp.float32).reshape(part.shape[0], -1, self.lanes)
+            return [pairs[..., lane] for lane in range(self.lanes)]
+        return [1.0 - 2.0 * ((part >> lane) & 1).astype(jnp.float32) for lane in range(self.lanes)]
+
+    def _interleave(self, lanes: list[jax.Array]) -> jax.Array:
+        """Lanes (..., words) -> (..., words * L): chain L p + j is lane j of word p."""
+        stacked = jnp.stack(lanes, axis=-1)
+        return stacked.reshape(stacked.shape[:-2] + (-1,))
+
+    def _pack(self, down: list[jax.Array]) -> jax.Array:
+        """Lanes of booleans (True: spin -1) -> one block's packed array."""
+        if self.layout.kind == "neighbours":
+            word = down[0].astype(jnp.uint8)
+            for lane in range(1, self.lanes):
+                word = word | (down[lane].astype(jnp.uint8) << lane)
+            return word
+        halves = [_BFLOAT16_ONE | (flag.astype(jnp.uint32) << 15) for flag in down]
+        word = halves[0] | (halves[1] << 16)  # little-endian: chain 2p in the low half
+        pairs = jax.lax.bitcast_convert_type(word, jnp.bfloat16)  # (|B|, words, 2)
+        return pairs.reshape(word.shape[0], -1)
+
+    # -- parameters ------------------------------------------------------------------------------
+    def prepare(self, weights: jax.Array, biases: jax.Array) -> dict[str, Any]:
+        """Per-block arrays built from the (traced) float32 parameters once per call."""
+        layout = self.layout
+        blocks = layout.blocks
+        prepared: dict[str, Any] = {"biases": [biases[block][:, None] for block in blocks]}
+        if layout.kind == "neighbours":
+            prepared["slot_rows"] = [jnp.asarray(rows) for rows in self.slots]
+            prepared["slot_weights"] = [
+                jnp.where(valid, weights[edges], 0.0)[..., None]
+                for edges, valid in zip(self.slot_edges, self.slot_valid, strict=True)
+            ]
+            return prepared
+        dtype = jnp.bfloat16 if layout.precision == "bfloat16" else jnp.float32
+        bipartite = _bipartite_shape(layout.topology)
+        if bipartite is not None:
+            matrix = weights.reshape(bipartite)  # edge v * H + h joins v and V + h
+            prepared["matrices"] = [matrix.astype(dtype), matrix.T.astype(dtype)]
+            return prepared
+        topology = layout.topology
+        full = jnp.zeros((topology.num_nodes, topology.num_nodes), jnp.float32)
+        full = full.at[topology.edges[:, 0], topology.edges[:, 1]].set(weights)
+        full = full.at[topology.edges[:, 1], topology.edges[:, 0]].set(weights)
+        prepared["matrices"] = [
+            None if columns is None else full[np.ix_(block, columns)].astype(dtype)
+            for block, columns in zip(blocks, self.source_nodes, strict=True)
+        ]
+        return prepared
+
+    # -- fields and updates ----------------------------------------------------------------------
+    def field_lanes(
+        self, prepared: dict[str, Any], parts: tuple[jax.Array, ...], index: int
+    ) -> list[jax.Array]:
+        """Local fields of block `index`, float32 (|B|, words) per lane."""
+        bias = prepared["biases"][index]
+        shape = (bias.shape[0], parts[index].shape[1])
+        coupled = self.sources[index]
+        if not coupled:
+            fields = jnp.broadcast_to(bias, shape)
+            return self._split_lanes(fields) if self._dense else [fields] * self.lanes
+        source = parts[coupled[0]]
+        if len(coupled) > 1:
+            source = jnp.concatenate([parts[block] for block in coupled], axis=0)
+        if self._dense:
+            matrix = prepared["matrices"][index]
+            if self.layout.precision == "bfloat16":
+                product = jnp.matmul(matrix, source, preferred_element_type=jnp.float32)
+            else:
+                product = jnp.matmul(
+                    matrix, source.astype(jnp.float32), precision=jax.lax.Precision.HIGHEST
+                )
+            return self._split_lanes(product + bias)
+        # One gather of whole source rows per slot; a set bit j means chain j of the word is
+        # down, so it contributes -w instead of +w.
+        weights = prepared["slot_weights"][index]
+        fields = [jnp.broadcast_to(bias, shape)] * self.lanes
+        rows = prepared["slot_rows"][index]
+        for slot in range(rows.shape[0]):
+            gathered = source[rows[slot]]
+            weight = weights[slot]
+            fields = [
+                field + jnp.where(gathered & (1 << lane) != 0, -weight, weight)
+                for lane, field in enumerate(fields)
+            ]
+        return fields
+
+    @property
+    def _dense(self) -> bool:
+        return self.layout.kind == "dense"
+
+    def _split_lanes(self, fields: jax.Array) -> list[jax.Array]:
+        pairs = fields.reshape(fields.shape[0], -1, self.lanes)
+        return [pairs[..., lane] for lane in range(self.lanes)]
+
+    def sweep(
+        self,
+        prepared: dict[str, Any],
+        parts: tuple[jax.Array, ...],
+        keys: jax.Array,
+        beta: jax.Array,
+        free: list[jax.Array],
+        sampler: str,
+    ) -> tuple[jax.Array, ...]:
+        """Update every block once, in the topology's block order.
+
+        Arguments:
+            keys: (num_blocks, 2) uint32, the threefry key of each block in this sweep.
+            beta: the inverse temperature of this sweep (scalar).
+            free: per block, (|B_k|,) bool, False at clamped nodes.
+        """
+        parts = list(parts)
+        for index in range(len(parts)):
+            fields = self.field_lanes(prepared, parts, index)
+            current = self._spin_lanes(parts[index])
+            uniforms = _uniforms(keys[index], current[0].shape, self.lanes)
+            keep = ~free[index][:, None]
+            down = []
+            for field, spin, uniform in zip(fields, current, uniforms, strict=True):
+                if sampler == "gibbs":
+                    flag = uniform >= jax.nn.sigmoid(2.0 * beta * field)
+                else:
+                    flip = uniform < jnp.exp(-2.0 * beta * spin * field)
+                    flag = flip == (spin > 0)
+                down.append(jnp.where(keep, spin < 0, flag))
+            parts[index] = self._pack(down)
+        return tuple(parts)
+
+    def energies(self, prepared: dict[str, Any], parts: tuple[jax.Array, ...], rows: int) -> Any:
+        """E(s) = -sum_i s_i (f_i + h_i) / 2 for each chain, (rows,)."""
+        total = 0.0
+        for index, bias in enumerate(prepared["biases"]):
+            # Lanes stacked and contracted over nodes in one einsum: summing each lane's
+            # products on its own made XLA recompute the gathered fields per lane (3x slower).
+            fields = jnp.stack(self.field_lanes(prepared, parts, index))  # (L, |B|, words)
+            spins = jnp.stack(self._spin_lanes(parts[index]))
+            per_chain = jnp.einsum(
+                "lbw,lbw->wl", fields + bias, spins, precision=jax.lax.Precision.HIGHEST
+            )
+            total = total + per_chain.reshape(-1)  # chain L p + j is lane j of word p
+        return -0.5 * total[:rows]
+
+
+def _uniforms(key: jax.Array, shape: tuple[int, int], lanes: int) -> list[jax.Array]:
+    """`lanes` arrays of uniforms in [0, 1), from lanes / 2 threefry calls per element."""
+    node = jax.lax.broadcasted_iota(jnp.uint32, shape, 0)
+    word = jax.lax.broadcasted_iota(jnp.uint32, shape, 1)
+    uniforms = []
+    for half in range(lanes // 2):
+        counter = word * np.uint32(lanes // 2) + np.uint32(half)
+        for bits in threefry2x32_p.bind(key[0], key[1], node, counter):
+            floats = jax.lax.bitcast_convert_type((bits >> 9) | np.uint32(_ONE_BITS), jnp.float32)
+            uniforms.append(floats - 1.0)
+    return uniforms
+
+
+def block_keys(key: jax.Array, num_sweeps: int, num_blocks: int) -> jax.Array:
+    """(num_sweeps, num_blocks, 2) uint32: the data of fold_in(fold_in(key, t), k)."""
+
+    def per_sweep(step: jax.Array) -> jax.Array:
+        sweep_key = jax.random.fold_in(key, step)
+        blocks = jnp.arange(num_blocks, dtype=jnp.uint32)
+        return jax.vmap(lambda b: jax.random.key_data(jax.random.fold_in(sweep_key, b)))(blocks)
+
+    return jax.vmap(per_sweep)(jnp.arange(num_sweeps, dtype=jnp.uint32))
+
+
+def _bipartite_shape(topology: Any) -> tuple[int, int] | None:
+    """(V, H) when the edges are `Topology.bipartite`'s (v * H + h) and its two blocks."""
+    structure = topology.structure
+    if structure.get("kind") != "bipartite" or len(topology.blocks) != 2:
+        return None
+    visible, hidden = structure["num_visible"], structure["num_hidden"]
+    edges = topology.edges
+    if (
+        edges.shape[0] != visible * hidden
+        or not _is_range(np.asarray(topology.blocks[0]))
+        or not _is_range(np.asarray(topology.blocks[1]) - visible)
+        or not np.array_equal(edges[:, 0], np.repeat(np.arange(visible), hidden))
+        or not np.array_equal(edges[:, 1], visible + np.tile(np.arange(hidden), visible))
+    ):
+        return None
+    return visible, hidden
+
+
+def _is_range(indices: np.ndarray) -> bool:
+    return bool(np.array_equal(indices, np.arange(indices.size)))
+
+
+def _columns(array: jax.Array, columns: np.ndarray) -> jax.Array:
+    """array[:, columns], as a slice when the columns are contiguous."""
+    if columns.size and np.all(np.diff(columns) == 1):
+        return jax.lax.slice_in_dim(array, int(columns[0]), int(columns[-1]) + 1, axis=1)
+    return array[:, columns]
