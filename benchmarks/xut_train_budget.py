@@ -113,6 +113,7 @@ def main() -> None:
             max_seconds=options.minutes * 60,
             log_every=50,
             checkpoint_every=10**9,
+            epoch_checkpoint_every=0,
             noise_source=options.noise_source,
         )
         run_dir = work / f"run-{options.preset}-tread{rate}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -76,6 +76,15 @@ def test_resume_after_sigterm_matches_uninterrupted_run(tmp_path, compilation_ca
         np.testing.assert_array_equal(left, right)
 
 
+def test_epoch_checkpoints_follow_their_interval(tmp_path, compilation_cache):
+    # 5 steps per epoch: 15 steps end 3 epochs; every 2nd epoch keeps only step 10, and the
+    # step checkpoints (every 4, the last 3 kept, plus the final one) are unaffected.
+    _run([str(tmp_path), "15", "--epoch-checkpoint-every", "2"], compilation_cache)
+    checkpoints = tmp_path / "devices-1" / "checkpoints"
+    assert sorted(int(p.name) for p in (checkpoints / "epochs").iterdir()) == [10]
+    assert sorted(int(p.name) for p in (checkpoints / "steps").iterdir()) == [8, 12, 15]
+
+
 def test_sharded_training_matches_single_device(tmp_path, compilation_cache):
     environment = {
         **compilation_cache,

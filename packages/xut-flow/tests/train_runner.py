@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--sharding", default="replicated")
     parser.add_argument("--total-steps", type=int, default=400)
     parser.add_argument("--noise", default="tsu")
+    parser.add_argument("--epoch-checkpoint-every", type=int, default=1)
     options = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     output = Path(options.output)
@@ -47,6 +48,7 @@ def main() -> None:
             max_steps=options.max_steps,
             log_every=1,
             checkpoint_every=4,
+            epoch_checkpoint_every=options.epoch_checkpoint_every,
             noise_source=options.noise,
             num_devices=devices,
             parameter_sharding=options.sharding,

@@ -100,6 +100,9 @@ class TrainConfig:
     log_every: int = 50
     checkpoint_every: int = 1000
     keep_step_checkpoints: int = 3
+    # Save an epoch-end checkpoint (all kept) every this many epochs; 0 turns them off (short
+    # runs on small data sets, where every epoch would write a full copy of the state).
+    epoch_checkpoint_every: int = 1
     # Parameter layout on the mesh: "replicated" (pure data parallel) or "fsdp".
     parameter_sharding: Literal["replicated", "fsdp"] = "replicated"
     # Number of devices on the data axis (None: all).

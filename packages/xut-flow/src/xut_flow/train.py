@@ -7,8 +7,8 @@ Read top to bottom: optimiser -> mesh and shardings -> jitted step -> checkpoint
 - Master weights are float32; the model computes in `ModelConfig.compute_dtype` (bf16).
 - Batch sharded over the mesh axis "data"; parameters replicated or FSDP-sharded.
 - Checkpoints (Orbax): every `checkpoint_every` steps (keep the last few) under `steps/`, at
-  every epoch end (keep all) under `epochs/`; SIGTERM/SIGINT save and stop; a new run resumes
-  from the newest checkpoint in either.
+  the end of every `epoch_checkpoint_every`-th epoch (keep all) under `epochs/`; SIGTERM/SIGINT
+  save and stop; a new run resumes from the newest checkpoint in either.
 """
 
 from __future__ import annotations
@@ -402,7 +402,8 @@ def train(
                     log_file.flush()
             if global_step % config.checkpoint_every == 0:
                 checkpoints.save(global_step, (params, opt_state))
-            if global_step % per_epoch == 0:
+            every = config.epoch_checkpoint_every * per_epoch
+            if every and global_step % every == 0:
                 checkpoints.save(global_step, (params, opt_state), epoch_end=True)
         if global_step > start and checkpoints.latest() != global_step:
             checkpoints.save(global_step, (params, opt_state))
