@@ -157,6 +157,8 @@ def command_chat(arguments: argparse.Namespace) -> None:
         except EOFError:
             print()
             break
+        if not sys.stdin.isatty():
+            print(line)  # piped input: echo it so the output reads as the session's transcript
         command = line.strip()
         if not command:
             print("(empty message: type some text, or /help)")
