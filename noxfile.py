@@ -201,10 +201,12 @@ def demo(session: nox.Session) -> None:
 @nox.session(venv_backend="none")
 def playground(session: nox.Session) -> None:
     """The Ising playground's tests: sampling logic, the page without a browser, and the page in
-    headless Chromium (Debian's /usr/bin/chromium; `.ci/run` installs it)."""
+    headless Chromium (Debian's /usr/bin/chromium; `.ci/run` installs it). bitflip-dtm (and so
+    torch) is installed for the tests of its reverse step; the page itself needs only tsu-core,
+    and a test checks its message when bitflip-dtm is absent."""
     backends = _best_backend_packages()
     requirements = (ROOT / "examples" / "playground" / "requirements-test.txt",)
-    env = _shared_env(session, ["tsu-core", *backends], requirements)
+    env = _shared_env(session, ["tsu-core", *backends, "bitflip-dtm"], requirements)
     backend = (
         {"tsu-jax-sim": "jax-sim", "tsu-thrml": "thrml"}.get(backends[0], "reference")
         if backends

@@ -22,6 +22,7 @@ import simulation  # noqa: E402  (the page runs as a script, not as a package)
 from simulation import PlaygroundError, Simulation  # noqa: E402
 
 PAGE_ERRORS = (tsu_core.TSUError, PlaygroundError, MemoryError)
+DTM = simulation.DTM_KIND
 MOUSE_CLAMP_LIMIT = 4096  # spins drawn as selectable points; larger models use the text mask
 MASK_SIDE_LIMIT = 256  # the text mask is offered up to 256 x 256 spins
 IMAGE_SIDE_LIMIT = 512  # larger grids are drawn every k-th spin
@@ -71,12 +72,26 @@ with st.sidebar:
         rbm_bytes = upload.getvalue() if upload is not None else None
         if rbm_bytes is None:
             st.caption("No file given: a demo RBM (4 x 3 pixels, 4 hidden units) is used.")
+    dtm_files = dtm_path = dtm_step = dtm_input = dtm_seed = None
+    if kind == DTM and simulation.bitflip_dtm_available():
+        uploads = st.file_uploader(
+            "bitflip-dtm checkpoint (checkpoint-<n>.json and .safetensors)",
+            accept_multiple_files=True,
+        )
+        dtm_files = {upload.name: upload.getvalue() for upload in uploads or ()}
+        dtm_path = st.text_input("... or its path (the .json, or the run directory)")
+        dtm_step = st.number_input("Reverse step t (1 = the last step, T = the first)", value=1)
+        dtm_input = st.selectbox("Input x_t", simulation.DTM_INPUT_KINDS)
+        dtm_seed = st.number_input("Input seed (image and noise)", value=0, min_value=0, step=1)
     num_chains = st.number_input("Chains", value=8, step=1)
 
     st.header("Temperature")
     schedule_kind = st.radio("Schedule", simulation.SCHEDULE_KINDS, horizontal=True)
     if schedule_kind == "constant":
-        beta_start = st.number_input("beta", value=0.3, step=0.05, format="%.4f")
+        # bitflip-dtm's steps are trained for beta = 1; 0.3 lies below the lattice's critical beta.
+        beta_start = st.number_input(
+            "beta", value=1.0 if kind == DTM else 0.3, step=0.05, format="%.4f"
+        )
         beta_end = beta_start
     else:
         beta_start = st.number_input("beta at the first sweep", value=0.1, format="%.4f")
@@ -87,21 +102,50 @@ with st.sidebar:
     run_clicked = st.button("Run sweeps", type="primary")
     reset_clicked = st.button("Reset chains")
 
+
 # -- the model and its persistent chains -----------------------------------------------------------
+def digest(files: dict[str, bytes] | bytes | None) -> str | None:
+    if not files:
+        return None
+    if isinstance(files, bytes):
+        return hashlib.sha256(files).hexdigest()
+    return hashlib.sha256(
+        b"".join(name.encode() + data for name, data in files.items())
+    ).hexdigest()
+
+
+def dtm_step_model() -> simulation.Model:
+    """The chosen reverse step of the uploaded (or named) bitflip-dtm checkpoint."""
+    if not simulation.bitflip_dtm_available():
+        raise PlaygroundError(simulation.BITFLIP_DTM_MISSING)
+    if not dtm_files and not (dtm_path or "").strip():
+        st.info(
+            "Upload a bitflip-dtm checkpoint (both files) or give its path in the sidebar. Make "
+            "a small one in a minute with `bitflip-dtm train --preset tiny --out runs/tiny`."
+        )
+        st.stop()
+    dtm = simulation.load_dtm(dtm_files or dtm_path)
+    noisy = simulation.dtm_input(dtm, int(dtm_step), dtm_input, int(dtm_seed))
+    return simulation.bitflip_dtm_model(dtm, int(dtm_step), noisy)
+
+
+def build_model() -> simulation.Model:
+    if kind == "lattice":
+        return simulation.lattice_model(int(side))
+    if kind == "spin glass":
+        return simulation.spin_glass_model(int(side), int(seed))
+    if kind == DTM:
+        return dtm_step_model()
+    return simulation.load_rbm(rbm_bytes) if rbm_bytes is not None else simulation.demo_rbm()
+
+
 try:
     schedule = simulation.make_schedule(schedule_kind, beta_start, beta_end)
-    if kind == "lattice":
-        model = simulation.lattice_model(int(side))
-    elif kind == "spin glass":
-        model = simulation.spin_glass_model(int(side), int(seed))
-    elif rbm_bytes is not None:
-        model = simulation.load_rbm(rbm_bytes)
-    else:
-        model = simulation.demo_rbm()
-    rbm_digest = hashlib.sha256(rbm_bytes).hexdigest() if rbm_bytes else None
-    identity = (kind, side, seed, rbm_digest, backend_name, int(num_chains))
+    dtm_choice = (digest(dtm_files), dtm_path, dtm_step, dtm_input, dtm_seed)
+    identity = (kind, side, seed, digest(rbm_bytes), *dtm_choice, backend_name, int(num_chains))
+    # Models are built only when the choice changes: a checkpoint is read once, not per redraw.
     if reset_clicked or st.session_state.get("identity") != identity:
-        st.session_state.simulation = Simulation(model, backend, int(num_chains))
+        st.session_state.simulation = Simulation(build_model(), backend, int(num_chains))
         st.session_state.identity = identity
         st.session_state.measured_points = []
         st.session_state.last_run = 0
@@ -129,6 +173,13 @@ def spins_image(sim: Simulation, chain: int = 0, pixels: int = 360) -> np.ndarra
     stride = -(-max(model.layout.shape) // IMAGE_SIDE_LIMIT)
     image = image[::stride, ::stride]
     scale = max(1, pixels // max(image.shape[:2]))
+    return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+
+
+def picture_image(picture: np.ndarray, pixels: int = 120) -> np.ndarray:
+    """An RGB image in [0, 1] as uint8, enlarged to about `pixels` on its longer side."""
+    scale = max(1, pixels // max(picture.shape[:2]))
+    image = np.clip(np.round(picture * 255), 0, 255).astype(np.uint8)
     return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
 
 
@@ -264,7 +315,13 @@ def onsager_figure() -> go.Figure:
 def render_all(boxes, draw: int) -> None:
     """Draw the metrics, the spins and the trace into their placeholders (draw: a unique tag)."""
     render_metrics(boxes["metrics"])
-    boxes["spins"].image(spins_image(sim), caption="chain 0 (red/blue: clamped up/down)")
+    legend = f"; {sim.model.legend}" if sim.model.legend else ""
+    boxes["spins"].image(spins_image(sim), caption=f"chain 0 (red/blue: clamped up/down){legend}")
+    if sim.model.pictures is not None:
+        pictures = sim.model.pictures(sim.state[0])
+        boxes["pictures"].image(
+            [picture_image(picture) for picture in pictures.values()], caption=list(pictures)
+        )
     boxes["trace"].plotly_chart(trace_figure(), key=f"trace-{draw}")
 
 
@@ -272,6 +329,7 @@ boxes = {"metrics": st.empty()}
 left, right = st.columns([2, 3])
 with left:
     boxes["spins"] = st.empty()
+    boxes["pictures"] = st.empty()
 with right:
     boxes["trace"] = st.empty()
 

@@ -20,16 +20,22 @@ RBM weights file (`.npz`, read with `allow_pickle=False`):
 | `image_shape`    | (2,)    | rows, cols to draw the visible units as (optional)       |
 
 Units are spins ($\pm 1$), as in `tsu_core.bipartite`.
+
+A bitflip-dtm reverse step (`bitflip_dtm_model`) is built by bitflip-dtm itself: its checkpoint
+loader, its graph and `DTM.parameters_for(t)`; the step's $x_t$ nodes are `fixed` (always
+clamped, to the input image). bitflip-dtm is imported only when that model is asked for, so the
+page runs with tsu-core alone.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import math
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +46,11 @@ import tsu_core
 from tsu_core import ExactDistribution, Parameters, Topology
 from tsu_core.ising2d import kaufman_energy, onsager_energy, onsager_magnetisation
 
-MODEL_KINDS = ("lattice", "spin glass", "rbm")
+DTM_KIND = "bitflip-dtm reverse step"
+MODEL_KINDS = ("lattice", "spin glass", "rbm", DTM_KIND)
+# What a bitflip-dtm reverse step is conditioned on: x_t drawn from q(x_t | x_0) for an image x_0
+# of the checkpoint's held-out data or bitflip-dtm's plus-sign pattern, or uniform random bits.
+DTM_INPUT_KINDS = ("noised plus sign", "noised held-out image", "random bits")
 SCHEDULE_KINDS = ("constant", "linear", "geometric")
 # The page enumerates the exact distribution of small models; 2**20 states take about a second.
 MAX_EXACT_NODES = 20
@@ -64,6 +74,12 @@ class Model:
         layout: integer array (rows, cols) of node indices, -1 where no node is drawn.
         lattice_side: L for the ferromagnetic L x L lattice (J = 1, h = 0), else None; the
             Onsager and Kaufman results apply only then.
+        fixed_nodes, fixed_values: nodes held clamped whatever the user clamps, and their
+            values (a bitflip-dtm step's input x_t). A clamp may set them to other values;
+            freeing them restores these.
+        legend: what the drawing shows where, for the caption under it.
+        pictures: a state (N,) to named RGB images (rows, cols, 3) in [0, 1] to show beside the
+            spins (a bitflip-dtm step's decoded images), or None.
     """
 
     name: str
@@ -71,6 +87,10 @@ class Model:
     parameters: Parameters
     layout: np.ndarray
     lattice_side: int | None = None
+    fixed_nodes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    fixed_values: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
+    legend: str = ""
+    pictures: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None
 
     @property
     def num_nodes(self) -> int:
@@ -213,6 +233,196 @@ def demo_rbm() -> Model:
     codes = np.array([[1, 1, -1, -1], [-1, -1, 1, 1]], dtype=np.float64)  # (2, 4)
     weights = 0.5 * patterns.T @ codes
     return rbm_model(weights, np.zeros(12), np.zeros(4), (4, 3), name="demo RBM (two bars)")
+
+
+# -- bitflip-dtm reverse steps ----------------------------------------------------------------------
+def bitflip_dtm_available() -> bool:
+    """Whether the bitflip-dtm package is installed (without importing it or torch)."""
+    return importlib.util.find_spec("bitflip_dtm") is not None
+
+
+BITFLIP_DTM_MISSING = (
+    "bitflip-dtm reverse step: the bitflip-dtm package is not installed; install it with "
+    "`pip install -e packages/bitflip-dtm` (it brings torch) and reload the page"
+)
+
+
+def import_bitflip_dtm() -> Any:
+    """The bitflip_dtm module; `PlaygroundError` saying how to install it when it is absent."""
+    try:
+        import bitflip_dtm
+    except ImportError as error:
+        raise PlaygroundError(f"{BITFLIP_DTM_MISSING} ({error})") from None
+    return bitflip_dtm
+
+
+def load_dtm(source: str | Path | Mapping[str, bytes]) -> Any:
+    """A bitflip-dtm `DTM` with a checkpoint's parameters, read by bitflip-dtm's own loader.
+
+    Arguments:
+        source: a checkpoint's JSON or safetensors path, a directory (its latest checkpoint),
+            or uploaded files as {file name: bytes} (the JSON and its safetensors file).
+    """
+    import_bitflip_dtm()
+    if isinstance(source, Mapping):
+        names = [Path(name).name for name in source]
+        metadata = [name for name in names if name.endswith(".json")]
+        if len(metadata) != 1:
+            raise PlaygroundError(
+                "bitflip-dtm checkpoint: upload its two files, checkpoint-<n>.json and "
+                f"checkpoint-<n>.safetensors; got {sorted(names)}"
+            )
+        with tempfile.TemporaryDirectory() as directory:
+            for name, data in source.items():
+                (Path(directory) / Path(name).name).write_bytes(data)
+            return _load_dtm_path(Path(directory) / metadata[0])
+    if not str(source).strip():
+        raise PlaygroundError(
+            "bitflip-dtm checkpoint: give the path of a checkpoint-<n>.json (or of its directory)"
+        )
+    return _load_dtm_path(Path(source).expanduser())
+
+
+def _load_dtm_path(path: Path) -> Any:
+    from bitflip_dtm.checkpoint import load_model
+
+    try:
+        return load_model(path)
+    except (RuntimeError, ValueError, KeyError, TypeError, OSError) as error:
+        # CheckpointError and load_state_dict's mismatches are RuntimeErrors, ConfigError a
+        # ValueError: all say what is wrong with the file.
+        raise PlaygroundError(f"bitflip-dtm checkpoint: {error}") from None
+
+
+def _checked_step(dtm: Any, t: Any) -> int:
+    num_steps = dtm.num_steps
+    if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 1 <= t <= num_steps:
+        raise PlaygroundError(
+            f"reverse step: expected a whole number t in [1, {num_steps}] (the checkpoint has "
+            f"T = {num_steps} steps), got {t!r}"
+        )
+    return int(t)
+
+
+def dtm_input(dtm: Any, t: int, kind: str = "noised plus sign", seed: int = 0) -> np.ndarray:
+    r"""An input $x_t$ for reverse step t as spins (D,): $x_t \sim q(x_t \mid x_0)$ by
+    bitflip-dtm's forward process, or uniform random bits ("random bits", the law of $x_T$
+    when the final flip probability is 1/2)."""
+    bitflip_dtm = import_bitflip_dtm()
+    import torch
+
+    from bitflip_dtm.data import bits_to_spins, two_patterns
+
+    t = _checked_step(dtm, t)
+    config = dtm.config
+    generator = torch.Generator().manual_seed(int(seed))
+    if kind == "random bits":
+        bits = torch.randint(0, 2, (config.num_bits,), generator=generator)
+        return (2 * bits - 1).numpy().astype(np.int8)
+    if kind == "noised plus sign":
+        images = two_patterns(config.image_size, config.channels)[1:]
+    elif kind == "noised held-out image":
+        try:
+            images, _ = bitflip_dtm.load_dataset(config, "held-out")
+        except (ValueError, ImportError, OSError) as error:
+            raise PlaygroundError(
+                f"input x_t: cannot load the checkpoint's data set '{config.dataset}' ({error}); "
+                "choose 'noised plus sign' or 'random bits'"
+            ) from None
+        index = int(seed) % images.shape[0]
+        images = images[index : index + 1]
+    else:
+        raise PlaygroundError(f"input x_t: expected one of {DTM_INPUT_KINDS}, got {kind!r}")
+    spins = bits_to_spins(bitflip_dtm.images_to_bits(images, config))
+    noisy = dtm.forward_process.noise(spins, t, generator)
+    return noisy.reshape(-1).numpy().astype(np.int8)
+
+
+def _dtm_layout(dtm: Any) -> np.ndarray:
+    """x_{t-1} (left) and x_t (right), each as its bit planes in a grid of images (one plane
+    per image, about twice as many rows of images as columns, so the whole is near square), a
+    blank row, then the latents wrapped to the same width."""
+    graph, config = dtm.graph, dtm.config
+    size, planes = config.image_size, config.bits_per_pixel
+    grid_cols = math.ceil(math.sqrt(planes / 2))
+    grid_rows = math.ceil(planes / grid_cols)
+    half = grid_cols * (size + 1) - 1  # the width of one side's grid of plane images
+    width = 2 * half + 1
+    image_rows = grid_rows * (size + 1) - 1
+    latent_rows = math.ceil(graph.num_latents / width)
+    layout = np.full((image_rows + (1 + latent_rows if latent_rows else 0), width), -1, np.int64)
+    # Bit (row * size + col) * planes + plane (bitflip_dtm.data's layout) of x_{t-1} and of x_t.
+    bits = np.arange(graph.num_bits).reshape(size, size, planes)
+    for plane in range(planes):
+        top = (plane // grid_cols) * (size + 1)
+        left = (plane % grid_cols) * (size + 1)
+        for offset, nodes in ((0, graph.visible), (half + 1, graph.noisy)):
+            layout[top : top + size, offset + left : offset + left + size] = nodes[
+                bits[:, :, plane]
+            ]
+    if latent_rows:
+        latents = np.full(latent_rows * width, -1, np.int64)
+        latents[: graph.num_latents] = graph.latent
+        layout[image_rows + 1 :] = latents.reshape(latent_rows, width)
+    return layout
+
+
+def bitflip_dtm_model(dtm: Any, t: int, noisy: Any) -> Model:
+    r"""Reverse step t of a bitflip-dtm model given the input $x_t$ (spins (D,)).
+
+    The topology is bitflip-dtm's reverse-step graph and the parameters are
+    `dtm.parameters_for(t)` (its energy $E_t$, coupling $\gamma_t$ to $x_t$ included); the $x_t$
+    nodes are fixed to `noisy`, so sampling draws $x_{t-1}$ and the latents from
+    $p_\theta(x_{t-1}, z \mid x_t)$ at beta = 1.
+    """
+    t = _checked_step(dtm, t)
+    graph = dtm.graph
+    noisy = np.asarray(noisy).reshape(-1)
+    if noisy.shape != (graph.num_bits,) or not np.isin(noisy, (-1, 1)).all():
+        raise PlaygroundError(
+            f"input x_t: expected {graph.num_bits} spins (+1 or -1), got shape {noisy.shape}"
+        )
+    step = dtm.parameters_for(t)
+    parameters = Parameters(
+        step.weights.detach().cpu().double().numpy(), step.biases.detach().cpu().double().numpy()
+    )
+    try:
+        parameters.validate(graph.topology)
+    except tsu_core.TSUError as error:
+        raise PlaygroundError(f"bitflip-dtm step {t}: {error}") from None
+    config = dtm.config
+    name = (
+        f"bitflip-dtm step t = {t} of {dtm.num_steps} ({config.image_size} x "
+        f"{config.image_size} x {config.bits_per_pixel} bits, {graph.num_latents} latents)"
+    )
+    return Model(
+        name,
+        graph.topology,
+        parameters,
+        _dtm_layout(dtm),
+        fixed_nodes=np.asarray(graph.noisy, np.int64),
+        fixed_values=noisy.astype(np.int8),
+        legend=(
+            "left: x_{t-1}, sampled; right: x_t, the input (clamped); one image per bit plane, "
+            "planes in reading order; below: the latents"
+        ),
+        pictures=lambda state: _dtm_pictures(dtm, state),
+    )
+
+
+def _dtm_pictures(dtm: Any, state: np.ndarray) -> dict[str, np.ndarray]:
+    """x_{t-1} and x_t of one state decoded to images by bitflip-dtm (`bits_to_images`)."""
+    import torch
+
+    from bitflip_dtm.data import bits_to_images, spins_to_bits
+
+    graph = dtm.graph
+    state = torch.from_numpy(np.asarray(state, np.int8))
+    spins = torch.stack([state[graph.visible], state[graph.noisy]])
+    images = bits_to_images(spins_to_bits(spins), dtm.config).permute(0, 2, 3, 1).numpy()
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    return {"x_{t-1} decoded": images[0], "x_t decoded": images[1]}
 
 
 def make_schedule(kind: str, start: float, end: float | None = None) -> tsu_core.BetaSchedule:
@@ -368,6 +578,7 @@ class Simulation:
         self.state = np.where(generator.random(shape) < 0.5, 1, -1).astype(np.int8)
         self.clamp_nodes = np.zeros(0, np.int64)
         self.clamp_values = np.zeros(0, np.int8)
+        self.set_clamp(self.clamp_nodes, self.clamp_values)  # the model's fixed nodes
         self.trace = Trace()
         self.chunks_run = 0
         self.spin_updates = 0
@@ -384,7 +595,8 @@ class Simulation:
         return len(self.trace.sweeps) - 1 if self.trace.sweeps else 0
 
     def set_clamp(self, nodes: Any, values: Any) -> None:
-        """Hold `nodes` at `values` (+-1) in every chain from the next sweep on."""
+        """Hold `nodes` at `values` (+-1) in every chain from the next sweep on; the model's
+        fixed nodes not among them stay clamped to their fixed values."""
         nodes = np.asarray(nodes, dtype=np.int64).ravel()
         values = np.asarray(values).ravel()
         if nodes.size != values.size:
@@ -393,6 +605,9 @@ class Simulation:
             raise PlaygroundError(f"clamp: node indices must lie in [0, {self.model.num_nodes})")
         if not np.isin(values, (-1, 1)).all():
             raise PlaygroundError("clamp: values must be +1 or -1")
+        fixed = ~np.isin(self.model.fixed_nodes, nodes)
+        nodes = np.concatenate([nodes, self.model.fixed_nodes[fixed]])
+        values = np.concatenate([values, self.model.fixed_values[fixed]])
         nodes, first = np.unique(nodes, return_index=True)
         self.clamp_nodes = nodes
         self.clamp_values = values[first].astype(np.int8)

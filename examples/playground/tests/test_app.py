@@ -89,3 +89,38 @@ def test_mask_clamps_spins(page: AppTest) -> None:
     page.text_area[0].input("+..\n")
     click(page, "Apply mask")
     assert any("clamp mask" in error.value for error in page.error)
+
+
+def choose_bitflip_dtm(page: AppTest) -> None:
+    page.sidebar.selectbox[1].set_value("bitflip-dtm reverse step").run()
+    assert not page.exception
+
+
+def test_bitflip_dtm_step_runs_and_bad_input_shows_messages(page: AppTest, dtm_checkpoint) -> None:
+    choose_bitflip_dtm(page)
+    assert not page.error and any("Upload a bitflip-dtm checkpoint" in i.value for i in page.info)
+    page.sidebar.text_input[0].set_value(str(dtm_checkpoint)).run()
+    assert not page.exception and not page.error
+    model = page.session_state.simulation.model
+    assert model.name.startswith("bitflip-dtm step t = 1 of 3")
+    assert metric(page, "beta") == "1.0000"  # the beta bitflip-dtm's steps are trained at
+    number_input(page, "Sweeps per run").set_value(20).run()
+    click(page, "Run sweeps")
+    assert not page.exception and not page.error
+    assert metric(page, "Sweeps") == "20"
+    assert metric(page, "Energy exact") != "n/a"  # 9 + 2 free spins: exact enumeration
+    number_input(page, "Reverse step t").set_value(4).run()
+    assert not page.exception
+    assert any("t in [1, 3]" in error.value for error in page.error)
+    number_input(page, "Reverse step t").set_value(3).run()
+    page.sidebar.text_input[0].set_value(str(dtm_checkpoint.parent / "missing.json")).run()
+    assert not page.exception
+    assert any("checkpoint not found" in error.value for error in page.error)
+
+
+def test_bitflip_dtm_missing_shows_how_to_install(page: AppTest, monkeypatch) -> None:
+    import simulation
+
+    monkeypatch.setattr(simulation, "bitflip_dtm_available", lambda: False)
+    choose_bitflip_dtm(page)
+    assert any("pip install -e packages/bitflip-dtm" in error.value for error in page.error)
