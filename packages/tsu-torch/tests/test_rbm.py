@@ -4,7 +4,13 @@ import torch
 from tsu_core import ExactDistribution, bipartite
 from tsu_core.testing.stats import z_threshold
 from tsu_torch import ThermalContext
-from tsu_torch.rbm import RBM, PersistentContrastiveDivergence, ais_log_partition, log_likelihood
+from tsu_torch.rbm import (
+    RBM,
+    PersistentContrastiveDivergence,
+    ais_log_partition,
+    exact_log_partition,
+    log_likelihood,
+)
 
 
 def _rbm(seed: int = 0) -> RBM:
@@ -37,6 +43,19 @@ def test_free_energy_marginalises_the_hidden_units() -> None:
     with torch.no_grad():
         ours = torch.exp(log_likelihood(rbm, visible_states, exact.log_partition)).numpy()
     np.testing.assert_allclose(ours, np.array(list(marginals.values())), rtol=1e-10)
+
+
+def test_hidden_enumeration_matches_full_enumeration() -> None:
+    rbm = _rbm(4)
+    rbm.beta = 0.7
+    exact = _exact(rbm).log_partition
+    assert abs(exact_log_partition(rbm, chunk=5) - exact) < 1e-9  # chunks of 5: crosses seams
+    try:
+        exact_log_partition(rbm, max_hidden=3)
+    except ValueError as error:
+        assert "num_hidden" in str(error)
+    else:
+        raise AssertionError("expected a ValueError for too many hidden units")
 
 
 def test_ais_matches_exact_log_partition(context: ThermalContext) -> None:

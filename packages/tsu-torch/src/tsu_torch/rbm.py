@@ -196,6 +196,28 @@ def ais_log_partition(
     return AISResult(float(log_base + log_mean), relative, log_weights.cpu().numpy())
 
 
+@torch.no_grad()
+def exact_log_partition(rbm: RBM, max_hidden: int = 24, chunk: int = 1 << 14) -> float:
+    r"""log Z by enumerating the 2^H hidden states (visible spins summed in closed form):
+    $\log Z = \log \sum_h e^{\beta b^\top h} \prod_i 2\cosh(\beta (a + W h)_i)$.
+
+    An independent check of AIS for RBMs with few hidden units (any number of visible ones).
+    """
+    hidden = rbm.num_hidden
+    if hidden > max_hidden:
+        raise ValueError(f"num_hidden: expected at most {max_hidden} to enumerate, got {hidden}")
+    weights = rbm.weights.double()
+    visible_bias, hidden_bias = rbm.visible_bias.double(), rbm.hidden_bias.double()
+    bits = torch.arange(hidden, device=weights.device)
+    terms = []
+    for first in range(0, 1 << hidden, chunk):
+        index = torch.arange(first, min(first + chunk, 1 << hidden), device=weights.device)
+        states = 2.0 * ((index[:, None] >> bits) & 1).double() - 1.0  # (chunk, H)
+        fields = rbm.beta * (visible_bias + states @ weights.T)
+        terms.append(rbm.beta * (states @ hidden_bias) + log_two_cosh(fields).sum(-1))
+    return float(torch.logsumexp(torch.cat(terms), 0))
+
+
 def log_likelihood(rbm: RBM, visible: torch.Tensor, log_partition: float) -> torch.Tensor:
     """log p(v) = -beta F(v) - log Z per row."""
     return -rbm.beta * rbm.free_energy(visible) - log_partition
