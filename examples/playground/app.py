@@ -96,7 +96,8 @@ with st.sidebar:
     else:
         beta_start = st.number_input("beta at the first sweep", value=0.1, format="%.4f")
         beta_end = st.number_input("beta at the last sweep", value=0.6, format="%.4f")
-    st.caption(f"Critical beta of the 2D lattice: {CRITICAL_BETA:.4f}")
+    if kind == "lattice":
+        st.caption(f"Critical beta of the 2D lattice: {CRITICAL_BETA:.4f}")
     num_sweeps = st.number_input("Sweeps per run", value=200, step=50)
     chunk_sweeps = st.number_input("Sweeps per chunk (redraw interval)", value=20, step=5)
     run_clicked = st.button("Run sweeps", type="primary")
@@ -286,14 +287,16 @@ def trace_figure() -> go.Figure:
 
 
 def onsager_figure() -> go.Figure:
+    """Measured energy and |m| per spin by beta; for the ferromagnetic lattice also the exact
+    curves (Onsager, Kaufman), which hold for no other model."""
     betas = np.linspace(0.05, 1.0, 200)
     figure = go.Figure()
-    figure.add_scatter(x=betas, y=onsager_energy(betas), name="Onsager energy (L = inf)")
-    figure.add_scatter(
-        x=betas, y=onsager_magnetisation(betas), name="Onsager |m| (L = inf)", yaxis="y"
-    )
     side = sim.model.lattice_side
     if side is not None:
+        figure.add_scatter(x=betas, y=onsager_energy(betas), name="Onsager energy (L = inf)")
+        figure.add_scatter(
+            x=betas, y=onsager_magnetisation(betas), name="Onsager |m| (L = inf)", yaxis="y"
+        )
         kaufman = kaufman_curve(side, tuple(betas.tolist()))
         figure.add_scatter(x=betas, y=kaufman, name=f"Kaufman energy (L = {side})")
     points = np.asarray(st.session_state.measured_points, dtype=np.float64).reshape(-1, 3)
@@ -304,7 +307,7 @@ def onsager_figure() -> go.Figure:
         x=points[:, 0], y=points[:, 2], name="measured |m|", mode="markers", marker={"size": 9}
     )
     figure.update_layout(
-        title="Exact curves and measured values",
+        title="Exact curves and measured values" if side is not None else "Measured values",
         xaxis_title="beta",
         height=330,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,23 @@ def test_every_model_kind_runs(page: AppTest) -> None:
         assert not page.exception and not page.error, kind
         assert metric(page, "Sweeps") == "20"
         assert metric(page, "beta") == "0.6000"  # the schedule's last beta
+
+
+def chart_trace_names(page: AppTest) -> list[list[str]]:
+    """The trace names of every Plotly chart on the page, in page order."""
+    charts = page.get("plotly_chart")
+    return [[trace.get("name") or "" for trace in json.loads(c.proto.spec)["data"]] for c in charts]
+
+
+def test_exact_curves_only_for_the_lattice(page: AppTest) -> None:
+    assert any("Onsager energy (L = inf)" in names for names in chart_trace_names(page))
+    assert "Critical beta" in " ".join(caption.value for caption in page.sidebar.caption)
+    page.sidebar.selectbox[1].set_value("spin glass").run()
+    assert not page.exception and not page.error
+    names = [name for chart in chart_trace_names(page) for name in chart]
+    assert "measured energy" in names
+    assert not any("Onsager" in name or "Kaufman" in name for name in names)
+    assert "Critical beta" not in " ".join(caption.value for caption in page.sidebar.caption)
 
 
 def test_mask_clamps_spins(page: AppTest) -> None:
