@@ -51,7 +51,7 @@ def main() -> None:
         updates = side * side * chains * sweeps
         ours = emit(
             "ising2d spin updates",
-            {**config, "impl": "jax-sim stencil float32 heat bath"},
+            {**config, "impl": f"jax-sim {program.layout_kind} heat bath (protocol sample)"},
             updates / seconds / 1e9,
             "updates/ns",
         )["value"]
@@ -107,7 +107,7 @@ def main() -> None:
             updates / seconds / 1e9,
             "updates/ns",
         )["value"]
-        emit("ising2d ratio jax-sim stencil / thrml", config, ours / theirs, "x")
+        emit(f"ising2d ratio jax-sim {program.layout_kind} / thrml", config, ours / theirs, "x")
         emit("ising2d ratio jax-sim multispin / thrml", config, packed / theirs, "x")
 
 

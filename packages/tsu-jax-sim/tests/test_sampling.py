@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 
@@ -46,6 +47,19 @@ def test_layout_choice() -> None:
     assert choose_layout(Topology.complete(10)) == "dense"
     ring = Topology(40, np.stack([np.arange(40), (np.arange(40) + 1) % 40], axis=1))
     assert choose_layout(ring) == "neighbours"
+
+
+def test_cpu_lattices_take_the_node_major_neighbour_lists() -> None:
+    lattice = Topology.lattice_2d(8)
+    cpu = [device for device in jax.devices() if device.platform == "cpu"]
+    assert JaxSimBackend(devices=cpu[:1]).compile(lattice).layout_kind == "neighbours"
+    assert JaxSimBackend(devices=cpu[:1], layout="stencil").compile(lattice).layout_kind == (
+        "stencil"
+    )
+    tempering = JaxSimBackend(sampler="tempering", devices=cpu[:1])
+    assert tempering.compile(lattice).layout_kind == "stencil"  # replicas: chain-major sweep
+    ring = Topology(40, np.stack([np.arange(40), (np.arange(40) + 1) % 40], axis=1))
+    assert JaxSimBackend(devices=cpu[:1]).layout_for(ring) is None
 
 
 @pytest.mark.parametrize("layout", ["stencil", "dense", "neighbours"])

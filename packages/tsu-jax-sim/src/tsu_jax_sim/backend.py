@@ -23,6 +23,7 @@ from tsu_core.protocol import Capabilities
 from tsu_core.request import check_beta, check_primitive_input, check_supported
 from tsu_core.topology import Topology
 from tsu_jax_sim.arrays import jax_key, key_words, to_jax
+from tsu_jax_sim.layouts import choose_layout
 from tsu_jax_sim.program import JaxSimProgram
 
 SAMPLERS = ("gibbs", "metropolis", "tempering")
@@ -38,7 +39,8 @@ class JaxSimBackend:
         ladder_low: the lowest rung's beta as a fraction of the schedule's beta; rungs are
             geometric between `ladder_low * beta` and `beta`.
         layout: force a spin layout ("stencil", "dense", "neighbours"); None chooses from
-            the topology (`tsu_jax_sim.layouts.choose_layout`).
+            the topology (`tsu_jax_sim.layouts.choose_layout`), except that on the CPU 2D
+            lattices take the node-major neighbour lists (`layout_for`).
         precision: dense-layout matrix products, "highest" (float32) or "bfloat16" (bfloat16
             weights with float32 accumulation: faster on tensor cores, weights rounded to an
             8-bit mantissa, so sampling is from a slightly perturbed model).
@@ -78,6 +80,26 @@ class JaxSimBackend:
         self.capabilities = Capabilities(
             devices=tuple(f"{device.platform}:{device.id}" for device in devices),
         )
+
+    def layout_for(self, topology: Topology) -> str | None:
+        """The layout forced for `topology`, or None to let `choose_layout` pick.
+
+        On the CPU a 2D lattice sampled without replicas takes the node-major neighbour lists
+        instead of the stencil: measured 11x faster at L=32 and 3.3x at L=128 (64 chains, 2
+        cores), where XLA fuses one colour's update into the other colour's rolls. GPUs keep
+        the stencil (the figures in the README were measured with it).
+        """
+        if self.layout is not None:
+            return self.layout
+        platform = self.mesh.devices.flat[0].platform
+        if (
+            platform == "cpu"
+            and self.sampler != "tempering"
+            and topology.structure.get("kind") == "lattice_2d"
+            and choose_layout(topology) == "stencil"
+        ):
+            return "neighbours"
+        return None
 
     def unroll_for(self, num_sweeps: int) -> int:
         """The unroll depth of a run of `num_sweeps` sweeps."""

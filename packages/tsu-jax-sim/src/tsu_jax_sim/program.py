@@ -47,7 +47,7 @@ class JaxSimProgram:
     def __init__(self, topology: Topology, backend: Any) -> None:
         self.topology = topology
         self.backend = backend
-        self.layout = make_layout(topology, backend.layout, backend.precision)
+        self.layout = make_layout(topology, backend.layout_for(topology), backend.precision)
         self.num_replicas = backend.num_replicas if backend.sampler == "tempering" else 1
         self.local_sampler = "gibbs" if backend.sampler == "tempering" else backend.sampler
         ladder = backend.ladder_low ** (1.0 - np.linspace(0.0, 1.0, self.num_replicas))
