@@ -13,19 +13,6 @@ from tsu_jax_sim.layouts import make_layout
 from tsu_jax_sim.node_major import NodeMajorSweep
 
 
-def _check_moments(result, exact, chains: int) -> None:
-    """Node, edge and energy means within the suite's sample-size tolerances (spins)."""
-    nodes, edges = np.asarray(result.nodes), np.asarray(result.edges)
-    tests = nodes.size + edges.size
-    for got, want in ((nodes, exact.node_moments), (edges, exact.edge_moments)):
-        tolerance = stats.mean_tolerance(1 - want**2, chains, tests, stats.DEFAULT_ALPHA, 2.0)
-        assert np.all(np.abs(got - want) <= tolerance + 1e-9), np.abs(got - want).max()
-    energy_tolerance = stats.mean_tolerance(
-        exact.energy_variance, chains, 1, stats.DEFAULT_ALPHA, float(np.ptp(exact.energies))
-    )
-    assert abs(float(result.energy) - exact.mean_energy) <= energy_tolerance
-
-
 def _sparse_bipartite(seed: int) -> tuple[Topology, Parameters]:
     """Two contiguous blocks (7 visible, 6 latent), each visible joined to 3 latents."""
     generator = np.random.default_rng(seed)
@@ -117,7 +104,7 @@ def test_matches_enumeration_with_clamps(case: str, sampler: str) -> None:
     second = ExactDistribution.of(topology, parameters, 0.8, nodes, values[1])
     share = np.mean(np.arange(chains) % 3 == 0)
     mixed = _Mixture(first, second, share)
-    _check_moments(result, mixed, chains)
+    stats.assert_moments_match(result, mixed, chains)
 
 
 def test_bfloat16_rbm_samples_the_rounded_model() -> None:
@@ -127,7 +114,7 @@ def test_bfloat16_rbm_samples_the_rounded_model() -> None:
     chains = 4096
     result = program.moments(parameters, key=6, num_chains=chains, num_samples=2, burn_in=40)
     rounded = Parameters(_bfloat16(parameters.weights), parameters.biases)
-    _check_moments(result, ExactDistribution.of(topology, rounded, 1.0), chains)
+    stats.assert_moments_match(result, ExactDistribution.of(topology, rounded, 1.0), chains)
 
 
 class _Mixture:

@@ -16,22 +16,6 @@ from tsu_jax_sim.layouts import choose_layout
 ALPHA = stats.DEFAULT_ALPHA
 
 
-def _check_moments(result, exact: ExactDistribution, chains: int) -> None:
-    nodes, edges = np.asarray(result.nodes), np.asarray(result.edges)
-    tests = nodes.size + edges.size
-    for got, want in ((nodes, exact.node_moments), (edges, exact.edge_moments)):
-        if exact.topology.is_spin:
-            variance, spread = 1 - want**2, 2.0
-        else:
-            variance, spread = want * (1 - want), 1.0
-        tolerance = stats.mean_tolerance(variance, chains, tests, ALPHA, spread)
-        assert np.all(np.abs(got - want) <= tolerance + 1e-9), np.abs(got - want).max()
-    energy_tolerance = stats.mean_tolerance(
-        exact.energy_variance, chains, 1, ALPHA, float(np.ptp(exact.energies))
-    )
-    assert abs(float(result.energy) - exact.mean_energy) <= energy_tolerance
-
-
 def _random_lattice(seed: int, side: int = 4) -> tuple[Topology, Parameters]:
     generator = np.random.default_rng(seed)
     topology = Topology.lattice_2d(side)
@@ -74,7 +58,7 @@ def test_every_layout_matches_enumeration(layout: str) -> None:
     result = program.moments(
         parameters, key=5, num_chains=chains, num_samples=4, burn_in=40, thinning=3, schedule=0.7
     )
-    _check_moments(result, ExactDistribution.of(topology, parameters, 0.7), chains)
+    stats.assert_moments_match(result, ExactDistribution.of(topology, parameters, 0.7), chains)
     nodes, values = np.array([0, 9]), np.array([1, -1])
     clamped = program.moments(
         parameters,
@@ -87,7 +71,7 @@ def test_every_layout_matches_enumeration(layout: str) -> None:
         clamp=Clamp(nodes, np.broadcast_to(values, (chains, 2)).copy()),
     )
     exact = ExactDistribution.of(topology, parameters, 0.7, nodes, values)
-    _check_moments(clamped, exact, chains)
+    stats.assert_moments_match(clamped, exact, chains)
 
 
 def test_layouts_give_identical_energies() -> None:
@@ -135,7 +119,9 @@ def test_schedule_is_followed_per_sweep() -> None:
         result = program.moments(
             parameters, key=3, num_chains=chains, burn_in=59, schedule=tsu_core.custom(betas)
         )
-        _check_moments(result, ExactDistribution.of(topology, parameters, betas[-1]), chains)
+        stats.assert_moments_match(
+            result, ExactDistribution.of(topology, parameters, betas[-1]), chains
+        )
 
 
 @pytest.mark.parametrize("sampler", ["metropolis", "tempering"])
@@ -149,7 +135,7 @@ def test_alternative_samplers_match_enumeration(sampler: str) -> None:
         result = backend.compile(topology).moments(
             parameters, key=7, num_chains=chains, num_samples=4, burn_in=60, thinning=2
         )
-        _check_moments(result, ExactDistribution.of(topology, parameters, 1.0), chains)
+        stats.assert_moments_match(result, ExactDistribution.of(topology, parameters, 1.0), chains)
 
 
 def test_registered_variants() -> None:
@@ -275,4 +261,4 @@ def test_many_blocks_loop_on_device(sampler: str) -> None:
     finally:
         layouts.SEQUENTIAL_BLOCKS = limit
     exact = ExactDistribution.of(complete, parameters, 1.0, np.array([3]), np.array([1]))
-    _check_moments(result, exact, chains)
+    stats.assert_moments_match(result, exact, chains)

@@ -91,13 +91,8 @@ class JaxSimBackend:
         """
         if self.layout is not None:
             return self.layout
-        platform = self.mesh.devices.flat[0].platform
-        if (
-            platform == "cpu"
-            and self.sampler != "tempering"
-            and topology.structure.get("kind") == "lattice_2d"
-            and choose_layout(topology) == "stencil"
-        ):
+        on_cpu = self.mesh.devices.flat[0].platform == "cpu"
+        if on_cpu and self.sampler != "tempering" and choose_layout(topology) == "stencil":
             return "neighbours"
         return None
 

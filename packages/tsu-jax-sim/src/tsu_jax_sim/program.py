@@ -58,6 +58,7 @@ class JaxSimProgram:
             else None
         )
         self.trace_count = 0
+        self._cached_zeros: tuple[Any, jax.Array] | None = None  # see _zero_clamp
         self._run = jax.jit(self._run_traced, static_argnames=("num_chains", "mode", "sharded"))
         logger.debug("compiled %r with the %s layout", topology, self.layout.kind)
 
@@ -138,7 +139,7 @@ class JaxSimProgram:
 
     def _zero_clamp(self, zeros: np.ndarray, sharded: bool) -> jax.Array:
         """`zeros` on the device(s), transferred once per shape (the last one is kept)."""
-        cached = getattr(self, "_cached_zeros", None)
+        cached = self._cached_zeros
         if cached is None or cached[0] != (zeros.shape, sharded):
             sharding = NamedSharding(self.backend.mesh, PartitionSpec("chains", None))
             array = jax.device_put(zeros, sharding if sharded else None)

@@ -18,6 +18,7 @@ Every bound here holds with probability at least `1 - alpha` for a correct sampl
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -88,3 +89,40 @@ def dkw_bound(num_draws: int, alpha: float = DEFAULT_ALPHA) -> float:
 def normal_cdf(values: np.ndarray) -> np.ndarray:
     erf = np.vectorize(math.erf)
     return 0.5 * (1 + erf(np.asarray(values, dtype=np.float64) / math.sqrt(2)))
+
+
+def assert_moments_match(
+    result: Any, exact: Any, chains: int, alpha: float = DEFAULT_ALPHA
+) -> None:
+    """Node and edge moments and the mean energy of `result` (a `Moments`) within Bernstein
+    tolerances of `exact` (an `ExactDistribution`, or anything with its moment attributes) for
+    `chains` independent samples; the variance of a spin product is 1 - m^2, of an indicator
+    p (1 - p). One family of tests at error `alpha`."""
+    from tsu_core.arrays import to_numpy
+
+    nodes, edges = to_numpy(result.nodes), to_numpy(result.edges)
+    assert nodes.shape == exact.node_moments.shape, f"moments.nodes: shape {nodes.shape}"
+    assert edges.shape == exact.edge_moments.shape, f"moments.edges: shape {edges.shape}"
+    tests = nodes.size + edges.size + 1
+    for name, got, want in (
+        ("nodes", nodes, exact.node_moments),
+        ("edges", edges, exact.edge_moments),
+    ):
+        if exact.topology.is_spin:
+            variance, spread = 1 - want**2, 2.0
+        else:
+            variance, spread = want * (1 - want), 1.0
+        tolerance = mean_tolerance(variance, chains, tests, alpha, spread)
+        error = np.abs(got - want)
+        worst = np.unravel_index(np.argmax(error - tolerance), error.shape)
+        assert np.all(error <= tolerance + 1e-9), (
+            f"moments.{name}{list(worst)} = {got[worst]:.4f}, exact {want[worst]:.4f} "
+            f"(tolerance {tolerance[worst]:.4f})"
+        )
+    spread = float(np.ptp(exact.energies))
+    energy_tolerance = mean_tolerance(exact.energy_variance, chains, tests, alpha, spread)
+    mean_energy = float(to_numpy(result.energy))
+    assert abs(mean_energy - exact.mean_energy) <= energy_tolerance, (
+        f"mean energy {mean_energy:.4f}, exact {exact.mean_energy:.4f} "
+        f"(tolerance {energy_tolerance:.4f})"
+    )
