@@ -54,7 +54,7 @@ def costs(name: str, topology: Topology, chains: int, backend: JaxSimBackend) ->
     states = initial(key)
     prepared = prepare(weights, biases)
     parts = split(states)
-    free = [jnp.ones(len(block), bool) for block in program.layout.blocks]
+    free = plan.block_free(jnp.ones(topology.num_nodes, bool))
     keys = node_major.block_keys(key, 1, len(free))[0]
     join = jax.jit(plan.join, static_argnums=1)
     energies = jax.jit(plan.energies, static_argnums=2)
@@ -95,12 +95,13 @@ def main() -> None:
     )
     costs(f"dtm-like {side}x{side}", dtm_like_graph(side), sparse_chains, JaxSimBackend())
     visible, hidden, chains = rbm
-    costs(
-        f"rbm {visible}x{hidden} bfloat16",
-        Topology.bipartite(visible, hidden),
-        chains,
-        JaxSimBackend(precision="bfloat16"),
-    )
+    for fused in (None, False):  # None: the fused Pallas kernel on one GPU
+        costs(
+            f"rbm {visible}x{hidden} bfloat16{' unfused' if fused is False else ''}",
+            Topology.bipartite(visible, hidden),
+            chains,
+            JaxSimBackend(precision="bfloat16", fused=fused),
+        )
 
 
 if __name__ == "__main__":

@@ -73,7 +73,8 @@ def run_case(name, topology, parameters, chains, sweeps, backends, thrml) -> Non
             )
 
         seconds = timed(sweeps)
-        impl = f"jax-sim {label} ({program.layout_kind})"
+        kernel = ", fused Pallas" if type(program.node_major).__name__ == "FusedDenseSweep" else ""
+        impl = f"jax-sim {label} ({program.layout_kind}{kernel})"
         rates[label] = emit(
             "block Gibbs updates", {**config, "impl": impl}, updates / seconds / 1e9, "updates/ns"
         )["value"]
@@ -85,6 +86,9 @@ def run_case(name, topology, parameters, chains, sweeps, backends, thrml) -> Non
             topology.num_nodes * chains / per_sweep / 1e9,
             "updates/ns",
         )
+    if "bfloat16 unfused" in rates:
+        ratio = rates["bfloat16"] / rates["bfloat16 unfused"]
+        emit("ratio jax-sim bfloat16 / bfloat16 unfused (whole calls)", config, ratio, "x")
     if not thrml:
         return
     try:
@@ -152,7 +156,11 @@ def main() -> None:
     parameters = Parameters(
         generator.normal(0, 0.05, topology.num_edges), generator.normal(0, 0.1, topology.num_nodes)
     )
-    backends = {"float32": JaxSimBackend(), "bfloat16": JaxSimBackend(precision="bfloat16")}
+    backends = {
+        "float32": JaxSimBackend(),
+        "bfloat16": JaxSimBackend(precision="bfloat16"),  # fused Pallas kernel on one GPU
+        "bfloat16 unfused": JaxSimBackend(precision="bfloat16", fused=False),
+    }
     run_case(
         f"rbm {visible}x{hidden}", topology, parameters, chains, arguments.sweeps, backends, thrml
     )

@@ -59,8 +59,14 @@ class Parameters:
                     f"{count} {what}), got {describe(value)}"
                 )
             if check_finite and not all_finite(value):
-                raise InvalidModel(f"{name}: expected finite values, got NaN or infinity")
+                raise not_finite(name)
         return self
+
+
+def not_finite(name: str) -> InvalidModel:
+    """The error for NaN or infinite `name` ("weights" or "biases"): raised by `validate`, and
+    by a backend that checks finiteness inside its own compiled program instead."""
+    return InvalidModel(f"{name}: expected finite values, got NaN or infinity")
 
 
 def expected_shapes(topology: Topology) -> dict[str, tuple[int, ...]]:

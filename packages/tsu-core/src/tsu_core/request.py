@@ -76,13 +76,20 @@ class SampleRequest:
         schedule: Any = 1.0,
         clamp: Clamp | None = None,
         initial_state: Any = None,
+        check_finite: bool = True,
     ) -> SampleRequest:
+        """Validate a `sample` / `moments` call into a request.
+
+        `check_finite=False` skips the NaN / infinity check of the parameters, for a backend
+        that makes it inside its compiled program (one device round trip less per call) and
+        raises `tsu_core.parameters.not_finite` itself.
+        """
         check_supported(topology, capabilities)
         if not isinstance(parameters, Parameters):
             raise InvalidRequest(
                 f"parameters: expected tsu_core.Parameters, got {describe(parameters)}"
             )
-        parameters.validate(topology)
+        parameters.validate(topology, check_finite=check_finite)
         key = as_key(key)
         num_chains = _count("num_chains", num_chains, minimum=1)
         num_samples = _count("num_samples", num_samples, minimum=1)

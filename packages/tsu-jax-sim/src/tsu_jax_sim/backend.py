@@ -22,6 +22,7 @@ from tsu_core.keys import as_key
 from tsu_core.protocol import Capabilities
 from tsu_core.request import check_beta, check_primitive_input, check_supported
 from tsu_core.topology import Topology
+from tsu_jax_sim import fused_dense
 from tsu_jax_sim.arrays import jax_key, key_words, to_jax
 from tsu_jax_sim.layouts import choose_layout
 from tsu_jax_sim.program import JaxSimProgram
@@ -47,6 +48,9 @@ class JaxSimBackend:
         devices: the devices chains are split over (default: all visible devices).
         unroll: sweeps unrolled per loop iteration; None: 1 on the CPU (fast compiles), 8 on
             accelerators (GPU loops read their condition back to the host every iteration).
+        fused: bipartite dense (RBM) heat-bath sweeps in bfloat16 as one Pallas kernel per
+            block (`tsu_jax_sim.fused_dense`); None: on a single GPU; True on the CPU runs the
+            kernel in Pallas's interpreter (slow: for tests).
     """
 
     def __init__(
@@ -58,6 +62,7 @@ class JaxSimBackend:
         precision: str = "highest",
         devices: Any = None,
         unroll: int | None = None,
+        fused: bool | None = None,
     ) -> None:
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler: expected one of {SAMPLERS}, got {sampler!r}")
@@ -75,6 +80,7 @@ class JaxSimBackend:
         devices = list(jax.devices() if devices is None else devices)
         self.mesh = Mesh(np.array(devices), ("chains",))
         self.unroll = unroll if unroll is not None else (1 if devices[0].platform == "cpu" else 8)
+        self.fused = fused
         suffix = "" if sampler == "gibbs" else f"-{sampler}"
         self.name = f"jax-sim{suffix}"
         self.capabilities = Capabilities(
@@ -95,6 +101,14 @@ class JaxSimBackend:
         if on_cpu and self.sampler != "tempering" and choose_layout(topology) == "stencil":
             return "neighbours"
         return None
+
+    def fused_for(self, layout: Any, sampler: str) -> bool:
+        """Whether `layout` is swept by the fused Pallas kernel (`fused`, above)."""
+        if not fused_dense.applies(layout, sampler) or self.fused is False:
+            return False
+        if self.fused:
+            return True
+        return self.mesh.size == 1 and self.mesh.devices.flat[0].platform == "gpu"
 
     def unroll_for(self, num_sweeps: int) -> int:
         """The unroll depth of a run of `num_sweeps` sweeps."""

@@ -149,6 +149,10 @@ class NodeMajorSweep:
         pairs = jax.lax.bitcast_convert_type(word, jnp.bfloat16)  # (|B|, words, 2)
         return pairs.reshape(word.shape[0], -1)
 
+    def block_free(self, free: jax.Array) -> list[jax.Array]:
+        """(N,) bool, False at clamped nodes -> per block, the mask `sweep` takes."""
+        return [free[block] for block in self.layout.blocks]
+
     # -- parameters ------------------------------------------------------------------------------
     def prepare(self, weights: jax.Array, biases: jax.Array) -> dict[str, Any]:
         """Per-block arrays built from the (traced) float32 parameters once per call."""
@@ -163,7 +167,7 @@ class NodeMajorSweep:
             ]
             return prepared
         dtype = jnp.bfloat16 if layout.precision == "bfloat16" else jnp.float32
-        bipartite = _bipartite_shape(layout.topology)
+        bipartite = bipartite_shape(layout.topology)
         if bipartite is not None:
             matrix = weights.reshape(bipartite)  # edge v * H + h joins v and V + h
             prepared["matrices"] = [matrix.astype(dtype), matrix.T.astype(dtype)]
@@ -295,7 +299,7 @@ def block_keys(key: jax.Array, num_sweeps: int, num_blocks: int) -> jax.Array:
     return jax.vmap(per_sweep)(jnp.arange(num_sweeps, dtype=jnp.uint32))
 
 
-def _bipartite_shape(topology: Any) -> tuple[int, int] | None:
+def bipartite_shape(topology: Any) -> tuple[int, int] | None:
     """(V, H) when the edges are `Topology.bipartite`'s (v * H + h) and its two blocks."""
     structure = topology.structure
     if structure.get("kind") != "bipartite" or len(topology.blocks) != 2:

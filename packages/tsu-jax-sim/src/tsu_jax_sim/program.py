@@ -26,11 +26,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from tsu_core.parameters import Parameters
+from tsu_core.parameters import Parameters, not_finite
 from tsu_core.protocol import Moments, Samples
 from tsu_core.request import SampleRequest
 from tsu_core.topology import Topology
-from tsu_jax_sim import node_major
+from tsu_jax_sim import fused_dense, node_major
 from tsu_jax_sim.arrays import framework, jax_key, to_jax
 from tsu_jax_sim.layouts import make_layout
 from tsu_jax_sim.sweep import exchange_replicas, sweep
@@ -52,11 +52,13 @@ class JaxSimProgram:
         self.local_sampler = "gibbs" if backend.sampler == "tempering" else backend.sampler
         ladder = backend.ladder_low ** (1.0 - np.linspace(0.0, 1.0, self.num_replicas))
         self.ladder = ladder.astype(np.float32) if self.num_replicas > 1 else np.ones(1, np.float32)
-        self.node_major = (
-            node_major.NodeMajorSweep(self.layout)
-            if node_major.applies(self.layout, self.num_replicas)
-            else None
-        )
+        self.node_major: node_major.NodeMajorSweep | None = None
+        if node_major.applies(self.layout, self.num_replicas):
+            if backend.fused_for(self.layout, self.local_sampler):
+                on_cpu = backend.mesh.devices.flat[0].platform == "cpu"
+                self.node_major = fused_dense.FusedDenseSweep(self.layout, interpret=on_cpu)
+            else:
+                self.node_major = node_major.NodeMajorSweep(self.layout)
         self.trace_count = 0
         self._cached_zeros: tuple[Any, jax.Array] | None = None  # see _zero_clamp
         self._run = jax.jit(self._run_traced, static_argnames=("num_chains", "mode", "sharded"))
@@ -69,14 +71,14 @@ class JaxSimProgram:
     # -- the protocol ----------------------------------------------------------------------------
     def sample(self, parameters: Parameters, **options: Any) -> Samples:
         request = SampleRequest.build(
-            self.topology, self.backend.capabilities, parameters, **options
+            self.topology, self.backend.capabilities, parameters, check_finite=False, **options
         )
         states, energies, final = self._call(request, "sample")
         return Samples(states, energies, final)
 
     def moments(self, parameters: Parameters, **options: Any) -> Moments:
         request = SampleRequest.build(
-            self.topology, self.backend.capabilities, parameters, **options
+            self.topology, self.backend.capabilities, parameters, check_finite=False, **options
         )
         (nodes, edges, mean_energy), _, final = self._call(request, "moments")
         count = request.num_chains * request.num_samples
@@ -123,7 +125,7 @@ class JaxSimProgram:
                 clamp = jax.device_put(clamp, chain_sharding)
             if initial is not None:
                 initial = jax.device_put(initial, chain_sharding)
-        return self._run(
+        *outputs, finite = self._run(
             weights,
             biases,
             np.array(request.key.words(), dtype=np.uint32),
@@ -136,6 +138,12 @@ class JaxSimProgram:
             mode=mode,
             sharded=sharded,
         )
+        # Finiteness is checked inside the program (SampleRequest skipped it): one read-back
+        # of two flags after the sweeps instead of a device round trip per array before them.
+        for name, ok in zip(("weights", "biases"), np.asarray(finite), strict=True):
+            if not ok:
+                raise not_finite(name)
+        return tuple(outputs)
 
     def _zero_clamp(self, zeros: np.ndarray, sharded: bool) -> jax.Array:
         """`zeros` on the device(s), transferred once per shape (the last one is kept)."""
@@ -161,11 +169,12 @@ class JaxSimProgram:
         *,
         mode: str,
         sharded: bool,
-    ) -> tuple[Any, Any, Any]:
+    ) -> tuple[Any, Any, Any, jax.Array]:
         self.trace_count += 1  # runs once per trace: the compile counter of the tests
         layout, topology, plan = self.layout, self.topology, self.node_major
         num_rungs = self.num_replicas
         key = jax_key(key_data)
+        finite = jnp.stack([jnp.isfinite(weights).all(), jnp.isfinite(biases).all()])
         state_dtype = jnp.float32 if topology.is_spin else jnp.int32
         weights, biases = weights.astype(jnp.float32), biases.astype(jnp.float32)
         prepared = (plan or layout).prepare(weights, biases)
@@ -201,7 +210,7 @@ class JaxSimProgram:
         if plan is not None:
             # Node-major blocks in the loop; every sweep's keys drawn up front (see node_major).
             states = constrain(plan.split(states))
-            free_blocks = [free[block] for block in layout.blocks]
+            free_blocks = plan.block_free(free)
             total = burn_betas.shape[0] + record_betas.size
             keys = node_major.block_keys(key, total, len(layout.blocks))
 
@@ -343,10 +352,11 @@ class JaxSimProgram:
         final = output(target(states))
         if mode == "sample":
             kept, kept_energies = outputs
-            return jnp.swapaxes(kept[1:], 0, 1), jnp.swapaxes(kept_energies[1:], 0, 1), final
+            kept = jnp.swapaxes(kept[1:], 0, 1)
+            return kept, jnp.swapaxes(kept_energies[1:], 0, 1), final, finite
         nodes, edges, energy_sum = recorded
         count = num_chains * num_samples
-        return (nodes / count, edges / count, energy_sum / num_samples), None, final
+        return (nodes / count, edges / count, energy_sum / num_samples), None, final, finite
 
 
 def _device_or_numpy(array: Any) -> Any:

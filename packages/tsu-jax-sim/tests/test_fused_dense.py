@@ -1,0 +1,83 @@
+"""The fused Pallas RBM block update (run in Pallas's interpreter on the CPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tsu_core import Clamp, ExactDistribution, Parameters, Topology
+from tsu_core.testing import stats
+from tsu_jax_sim import JaxSimBackend
+from tsu_jax_sim.fused_dense import FusedDenseSweep, threefry2x32
+
+
+def _rbm(seed: int, visible: int, hidden: int) -> tuple[Topology, Parameters]:
+    generator = np.random.default_rng(seed)
+    topology = Topology.bipartite(visible, hidden)
+    return topology, Parameters(
+        generator.normal(0, 0.4, topology.num_edges), generator.normal(0, 0.3, topology.num_nodes)
+    )
+
+
+def _bfloat16(values: np.ndarray) -> np.ndarray:
+    import jax.numpy as jnp
+
+    return np.asarray(jnp.asarray(values, jnp.float32).astype(jnp.bfloat16).astype(jnp.float32))
+
+
+def test_threefry_matches_jax() -> None:
+    """The kernel's threefry-2x32 against JAX's own primitive, on random keys and counters."""
+    import jax.numpy as jnp
+    from jax.extend.random import threefry2x32_p
+
+    words = np.random.default_rng(0).integers(0, 2**32, (4, 1000), dtype=np.uint64)
+    key0, key1, x0, x1 = (jnp.asarray(row.astype(np.uint32)) for row in words)
+    for mine, theirs in zip(
+        threefry2x32(key0, key1, x0, x1), threefry2x32_p.bind(key0, key1, x0, x1), strict=True
+    ):
+        assert np.array_equal(np.asarray(mine), np.asarray(theirs))
+
+
+def test_same_samples_as_the_unfused_sweep() -> None:
+    """Same key: the fused kernel draws the same uniforms as the two-kernel node-major sweep,
+    so the chains agree spin for spin (up to float32 rounding of the sigmoid at a tie)."""
+    topology, parameters = _rbm(1, 70, 40)
+    options = dict(key=3, num_chains=130, num_samples=2, burn_in=5, thinning=3, schedule=0.9)
+    fused = JaxSimBackend(precision="bfloat16", fused=True).compile(topology)
+    plain = JaxSimBackend(precision="bfloat16", fused=False).compile(topology)
+    assert isinstance(fused.node_major, FusedDenseSweep)
+    assert not isinstance(plain.node_major, FusedDenseSweep)
+    ours, theirs = fused.sample(parameters, **options), plain.sample(parameters, **options)
+    assert np.asarray(ours.states).shape == (130, 2, 110)
+    disagree = np.mean(np.asarray(ours.states) != np.asarray(theirs.states))
+    assert disagree < 1e-3
+    assert np.allclose(np.asarray(ours.energies), np.asarray(theirs.energies), atol=1e-3)
+
+
+def test_matches_enumeration_with_clamps() -> None:
+    """Moments of the bfloat16-rounded RBM against enumeration, with per-chain clamps and a
+    chain count that is not a multiple of the kernel's tile."""
+    topology, parameters = _rbm(5, 7, 5)
+    program = JaxSimBackend(precision="bfloat16", fused=True).compile(topology)
+    chains, nodes = 1500, np.array([0, topology.num_nodes - 1])
+    values = np.array([1, -1])
+    result = program.moments(
+        parameters,
+        key=6,
+        num_chains=chains,
+        num_samples=3,
+        burn_in=30,
+        thinning=2,
+        clamp=Clamp(nodes, values),
+    )
+    rounded = Parameters(_bfloat16(parameters.weights), parameters.biases)
+    exact = ExactDistribution.of(topology, rounded, 1.0, nodes, values)
+    stats.assert_moments_match(result, exact, chains)
+
+
+def test_not_used_for_float32_or_metropolis() -> None:
+    topology, _ = _rbm(0, 6, 4)
+    for backend in (
+        JaxSimBackend(fused=True),
+        JaxSimBackend(sampler="metropolis", precision="bfloat16", fused=True),
+    ):
+        assert not isinstance(backend.compile(topology).node_major, FusedDenseSweep)
