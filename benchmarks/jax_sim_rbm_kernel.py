@@ -25,14 +25,15 @@ from tsu_jax_sim.fused_dense import FusedDenseSweep, Tiling
 from tsu_jax_sim.layouts import make_layout
 
 TILINGS = [
+    Tiling(64, 64, 64, 4, 3),  # the default
     Tiling(64, 128, 64, 4, 3),
-    Tiling(64, 64, 64, 4, 3),
-    Tiling(32, 64, 64, 4, 3),
-    Tiling(32, 128, 64, 4, 3),
-    Tiling(64, 128, 32, 4, 4),
-    Tiling(128, 128, 64, 8, 3),
-    Tiling(64, 256, 64, 8, 3),
-    Tiling(16, 128, 64, 4, 3),
+    Tiling(64, 64, 64, 2, 3),
+    Tiling(64, 64, 32, 4, 3),
+    Tiling(64, 64, 128, 4, 2),
+    Tiling(32, 64, 128, 4, 3),
+    Tiling(64, 32, 64, 4, 3),
+    Tiling(32, 32, 64, 2, 3),
+    Tiling(128, 64, 64, 4, 3),
 ]
 
 

@@ -186,6 +186,35 @@ def test_jax_inputs_and_outputs() -> None:
     assert hasattr(second.states, "__dlpack__") and "jax" in type(second.states).__module__
 
 
+def test_non_finite_parameters_raise_for_every_input_kind() -> None:
+    """The finiteness check runs inside the compiled program; a fixed JAX model is not read
+    back again, but new arrays (JAX, numpy, torch: a tensor changed in place) always are."""
+    import jax.numpy as jnp
+
+    torch = pytest.importorskip("torch")
+    topology, parameters = random_spin_model(seed=1, num_nodes=6)
+    program = JaxSimBackend().compile(topology)
+    good = Parameters(jnp.asarray(parameters.weights), jnp.asarray(parameters.biases))
+    program.sample(good, key=1, num_chains=4)
+    program.sample(good, key=2, num_chains=4)  # the same arrays: passes without a read-back
+    bad_weights = parameters.weights.copy()
+    bad_weights[2] = np.nan
+    bad_biases = parameters.biases.copy()
+    bad_biases[0] = -np.inf
+    for weights, biases, name in (
+        (jnp.asarray(bad_weights), good.biases, "weights"),
+        (good.weights, jnp.asarray(bad_biases), "biases"),
+        (bad_weights, parameters.biases, "weights"),
+    ):
+        with pytest.raises(tsu_core.InvalidModel, match=name):
+            program.moments(Parameters(weights, biases), key=3, num_chains=4)
+    tensors = Parameters(torch.tensor(parameters.weights), torch.tensor(parameters.biases))
+    program.sample(tensors, key=4, num_chains=4)
+    tensors.weights[1] = float("inf")  # mutated in place: must be checked again
+    with pytest.raises(tsu_core.InvalidModel, match="weights"):
+        program.sample(tensors, key=5, num_chains=4)
+
+
 def test_torch_inputs_through_dlpack() -> None:
     torch = pytest.importorskip("torch")
     topology, parameters = random_spin_model(seed=1, num_nodes=6)

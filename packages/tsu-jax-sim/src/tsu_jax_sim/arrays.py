@@ -33,12 +33,6 @@ def to_jax(array: Any, dtype: Any = None) -> jax.Array:
     return result if dtype is None else result.astype(dtype)
 
 
-def key_words(key: Any) -> jax.Array:
-    """The (2,) uint32 data of a JAX threefry key from a `tsu_core.Key` (high, low words)."""
-    high, low = key.words()
-    return jnp.asarray(np.array([high, low], dtype=np.uint32))
-
-
 def jax_key(words: jax.Array) -> jax.Array:
     """A typed JAX threefry key from its (2,) uint32 data (usable inside jit)."""
     return jax.random.wrap_key_data(words, impl="threefry2x32")

@@ -23,7 +23,7 @@ from tsu_core.protocol import Capabilities
 from tsu_core.request import check_beta, check_primitive_input, check_supported
 from tsu_core.topology import Topology
 from tsu_jax_sim import fused_dense
-from tsu_jax_sim.arrays import jax_key, key_words, to_jax
+from tsu_jax_sim.arrays import jax_key, to_jax
 from tsu_jax_sim.layouts import choose_layout
 from tsu_jax_sim.program import JaxSimProgram
 
@@ -124,36 +124,51 @@ class JaxSimBackend:
         check_primitive_input("fields", fields)
         beta = check_beta(beta)
         key = as_key(key)
-        return _pbit(to_jax(fields, jnp.float32), key_words(key), jnp.float32(beta))
+        return _pbit(to_jax(fields), _key_and_beta(key, beta))
 
     def categorical(self, logits: Any, *, key: Any, beta: float = 1.0) -> jax.Array:
         """Indices with P(k) ~ exp(beta logits[..., k]) by Gumbel-max (int32)."""
         check_primitive_input("logits", logits, allow_negative_infinity=True)
         beta = check_beta(beta)
         key = as_key(key)
-        return _categorical(to_jax(logits, jnp.float32), key_words(key), jnp.float32(beta))
+        return _categorical(to_jax(logits), _key_and_beta(key, beta))
 
     def gaussian(self, shape: tuple[int, ...], *, key: Any, dtype: str = "float32") -> jax.Array:
         """Standard normal draws on device."""
         key = as_key(key)
-        return _gaussian(key_words(key), tuple(int(size) for size in shape), dtype)
+        return _gaussian(_key_and_beta(key, 1.0), tuple(int(size) for size in shape), dtype)
+
+
+def _key_and_beta(key: Any, beta: float) -> np.ndarray:
+    """(3,) uint32: the key's two words and beta's float32 bits. A primitive's small inputs
+    travel to the device as this one array: each host array passed to a jitted function is
+    its own transfer, and each eager jnp operation its own dispatch (0.1 ms or so on a GPU)."""
+    high, low = key.words()
+    return np.array([high, low, np.float32(beta).view(np.uint32)], dtype=np.uint32)
+
+
+def _unpack(packed: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return jax_key(packed[:2]), jax.lax.bitcast_convert_type(packed[2], jnp.float32)
 
 
 @jax.jit
-def _pbit(fields: jax.Array, words: jax.Array, beta: jax.Array) -> jax.Array:
-    uniform = jax.random.uniform(jax_key(words), fields.shape, jnp.float32)
-    return jnp.where(uniform < jax.nn.sigmoid(2.0 * beta * fields), 1, -1).astype(jnp.int8)
+def _pbit(fields: jax.Array, packed: jax.Array) -> jax.Array:
+    key, beta = _unpack(packed)
+    uniform = jax.random.uniform(key, fields.shape, jnp.float32)
+    field = fields.astype(jnp.float32)
+    return jnp.where(uniform < jax.nn.sigmoid(2.0 * beta * field), 1, -1).astype(jnp.int8)
 
 
 @jax.jit
-def _categorical(logits: jax.Array, words: jax.Array, beta: jax.Array) -> jax.Array:
-    gumbel = jax.random.gumbel(jax_key(words), logits.shape, jnp.float32)
-    return jnp.argmax(beta * logits + gumbel, axis=-1).astype(jnp.int32)
+def _categorical(logits: jax.Array, packed: jax.Array) -> jax.Array:
+    key, beta = _unpack(packed)
+    gumbel = jax.random.gumbel(key, logits.shape, jnp.float32)
+    return jnp.argmax(beta * logits.astype(jnp.float32) + gumbel, axis=-1).astype(jnp.int32)
 
 
 @partial(jax.jit, static_argnums=(1, 2))
-def _gaussian(words: jax.Array, shape: tuple[int, ...], dtype: str) -> jax.Array:
-    return jax.random.normal(jax_key(words), shape, jnp.dtype(dtype))
+def _gaussian(packed: jax.Array, shape: tuple[int, ...], dtype: str) -> jax.Array:
+    return jax.random.normal(_unpack(packed)[0], shape, jnp.dtype(dtype))
 
 
 def metropolis_backend() -> JaxSimBackend:
