@@ -1,4 +1,4 @@
-"""The XUT model: shapes, parameter count, RoPE, TREAD."""
+"""The XUT model: shapes, parameter count, RoPE, TREAD, the attention kernels."""
 
 from __future__ import annotations
 
@@ -11,7 +11,16 @@ import pytest
 from flax import nnx
 
 from xut_flow.config import ModelConfig, preset
-from xut_flow.model import XUT, apply_rope, grid_positions, parameter_count, rope_angles
+from xut_flow.model import (
+    XUT,
+    Attention,
+    _reinsert,
+    apply_rope,
+    attention_implementation,
+    grid_positions,
+    parameter_count,
+    rope_angles,
+)
 
 TINY = preset("tiny")
 
@@ -156,3 +165,85 @@ def test_text_conditions_the_output():
     x, t, text = _inputs(2, 8, 8)
     difference = _apply(model, x, t, text) - _apply(model, x, t, jnp.zeros_like(text))
     assert float(jnp.abs(difference).max()) > 1e-3
+
+
+def test_attention_choice():
+    small = preset("xut-small")
+    on_cuda = jax.default_backend() == "gpu" and hasattr(jax.devices()[0], "compute_capability")
+    assert attention_implementation(small) == ("cudnn" if on_cuda else "xla")
+    assert attention_implementation(TINY) == "xla"  # float32 compute: never cuDNN
+    assert attention_implementation(small.replace(attention="xla")) == "xla"
+    assert attention_implementation(small.replace(attention="cudnn")) == "cudnn"
+    with pytest.raises(ValueError, match="bfloat16"):
+        TINY.replace(attention="cudnn")
+    with pytest.raises(ValueError, match="attention"):
+        TINY.replace(attention="flash")
+
+
+def _reference_attention(module: Attention, x, angles, context, context_angles):
+    """softmax(q k^T / sqrt(d)) v per head, written out with einsum."""
+    shape = (module.num_heads, module.head_dim)
+    query = module.query_norm(module.query(x).reshape(*x.shape[:2], *shape))
+    key = module.key_norm(module.key(context).reshape(*context.shape[:2], *shape))
+    value = module.value(context).reshape(*context.shape[:2], *shape)
+    query, key = apply_rope(query, angles), apply_rope(key, context_angles)
+    scores = jnp.einsum("btnh,bsnh->bnts", query, key) / np.sqrt(module.head_dim)
+    attended = jnp.einsum("bnts,bsnh->btnh", jax.nn.softmax(scores, axis=-1), value)
+    return module.output(attended.reshape(*x.shape[:2], -1))
+
+
+def _attention_case(config: ModelConfig):
+    """An attention layer, 8 queries and a context of 16 tokens, with their RoPE angles."""
+    module = Attention(config, rngs=nnx.Rngs(0))
+    keys = jax.random.split(jax.random.key(4), 4)
+    x = jax.random.normal(keys[0], (2, 8, config.model_dim))
+    context = jax.random.normal(keys[1], (2, 16, config.model_dim))
+    angles = rope_angles(jax.random.normal(keys[2], (8, 2)), config.head_dim, config.rope_base)
+    context_angles = rope_angles(
+        jax.random.normal(keys[3], (2, 16, 2)), config.head_dim, config.rope_base
+    )
+    return module, x, angles, context, context_angles
+
+
+@pytest.mark.parametrize("cross", [False, True])
+def test_xla_attention_matches_reference_einsum(cross):
+    module, x, angles, context, context_angles = _attention_case(TINY.replace(attention="xla"))
+    if not cross:
+        context, context_angles = x, angles
+    out = module(x, angles, context, context_angles)
+    reference = _reference_attention(module, x, angles, context, context_angles)
+    np.testing.assert_allclose(out, reference, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(
+    attention_implementation(preset("tiny", compute_dtype="bfloat16")) != "cudnn",
+    reason="cuDNN flash attention needs an NVIDIA GPU",
+)
+def test_cudnn_attention_matches_xla():
+    config = preset("tiny", compute_dtype="bfloat16", head_dim=64, num_heads=2, model_dim=128)
+    module, *inputs = _attention_case(config.replace(attention="xla"))
+    xla = module(*inputs).astype(jnp.float32)
+    module, *inputs = _attention_case(config.replace(attention="cudnn"))  # the same weights
+    cudnn = module(*inputs).astype(jnp.float32)
+    # Both take the same bf16 q, k, v; they differ only in summation order and rounding.
+    np.testing.assert_allclose(cudnn, xla, atol=2e-2 * float(jnp.abs(xla).max()))
+
+
+def test_reinsert_and_its_gradient_match_a_dense_formula():
+    keys = jax.random.split(jax.random.key(7), 4)
+    full = jax.random.normal(keys[0], (3, 6, 4))
+    routed = jax.random.normal(keys[1], (3, 2, 4))
+    weight = jax.random.normal(keys[2], (3, 6, 4))
+    index = jax.lax.top_k(jax.random.uniform(keys[3], (3, 6)), 2)[1]
+    chosen = jax.nn.one_hot(index, 6).sum(1)[..., None]  # (3, 6, 1), 1 where a token was kept
+    dense = full * (1 - chosen) + jnp.einsum("bkt,bkd->btd", jax.nn.one_hot(index, 6), routed)
+    np.testing.assert_allclose(_reinsert(full, routed, index), dense, rtol=1e-6)
+
+    def objective(full, routed):
+        return jnp.sum(weight * _reinsert(full, routed, index))
+
+    grad_full, grad_routed = jax.grad(objective, argnums=(0, 1))(full, routed)
+    np.testing.assert_allclose(grad_full, weight * (1 - chosen), rtol=1e-6)
+    np.testing.assert_allclose(
+        grad_routed, jnp.take_along_axis(weight, index[..., None], axis=1), rtol=1e-6
+    )

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from xut_flow.config import PRESETS, TrainConfig, preset
 
+ATTENTION_HELP = "attention kernel (default auto: cuDNN flash attention on NVIDIA GPUs, else XLA)"
+
 
 def _model_config(options: argparse.Namespace):
     changes = {}
@@ -16,6 +18,8 @@ def _model_config(options: argparse.Namespace):
         changes["text_dim"] = options.text_dim
     if getattr(options, "tread_rate", None) is not None:
         changes["tread_rate"] = options.tread_rate
+    if getattr(options, "attention", None):
+        changes["attention"] = options.attention
     return preset(options.preset, **changes)
 
 
@@ -38,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--output", required=True)
     train.add_argument("--preset", default="xut-small", choices=sorted(PRESETS))
     train.add_argument("--tread-rate", type=float)
+    train.add_argument("--attention", choices=["auto", "xla", "cudnn"], help=ATTENTION_HELP)
     train.add_argument("--stream", action="store_true", help="stream shards instead of preloading")
     for name, field in TrainConfig.__dataclass_fields__.items():
         if field.type in ("int", "float", "str") or name in ("noise_source", "parameter_sharding"):
@@ -52,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     sample.add_argument("run", help="the training output directory")
     sample.add_argument("--preset", default="xut-small", choices=sorted(PRESETS))
     sample.add_argument("--text-dim", type=int)
+    sample.add_argument("--attention", choices=["auto", "xla", "cudnn"], help=ATTENTION_HELP)
     sample.add_argument("--shard", required=True, help="shard whose text embeddings to use")
     sample.add_argument("--count", type=int, default=16)
     sample.add_argument("--steps", type=int, default=50)

@@ -34,6 +34,10 @@ class ModelConfig:
     # TREAD: fraction of tokens that skip the middle layers during training (0 disables).
     tread_rate: float = 0.5
     compute_dtype: Literal["bfloat16", "float32"] = "bfloat16"
+    # Attention kernel: "cudnn" (flash attention: the scores are never stored; bf16 only),
+    # "xla" (materialises the B x heads x T x S scores, runs anywhere), or "auto": cuDNN on an
+    # NVIDIA GPU when compute_dtype is bf16, XLA otherwise. Both compute the same function.
+    attention: Literal["auto", "xla", "cudnn"] = "auto"
 
     def __post_init__(self) -> None:
         if self.head_dim % 4:
@@ -44,6 +48,15 @@ class ModelConfig:
             raise ValueError(f"tread_rate: expected a value in [0, 1), got {self.tread_rate}")
         if self.depth < 1 or self.encoder_blocks < 1 or self.decoder_blocks < 1:
             raise ValueError("depth, encoder_blocks and decoder_blocks must all be >= 1")
+        if self.attention not in ("auto", "xla", "cudnn"):
+            raise ValueError(
+                f"attention: expected 'auto', 'xla' or 'cudnn', got {self.attention!r}"
+            )
+        if self.attention == "cudnn" and self.compute_dtype != "bfloat16":
+            raise ValueError(
+                "attention='cudnn' needs compute_dtype='bfloat16' (cuDNN flash attention takes "
+                f"half-precision inputs), got {self.compute_dtype!r}; use 'auto' or 'xla'"
+            )
 
     def replace(self, **changes: object) -> ModelConfig:
         return dataclasses.replace(self, **changes)

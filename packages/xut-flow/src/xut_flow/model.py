@@ -17,6 +17,7 @@ layer; with `deterministic=True` (inference) every token takes every block.
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -107,11 +108,39 @@ def _norm(features: int, config: ModelConfig, rngs: nnx.Rngs, scale: bool = Fals
     return nnx.RMSNorm(features, use_scale=scale, dtype=jnp.dtype(config.compute_dtype), rngs=rngs)
 
 
+def _cuda_capability() -> tuple[int, ...]:
+    """Compute capability of the default device, () when it is not an NVIDIA GPU."""
+    if jax.default_backend() != "gpu":
+        return ()
+    try:
+        return tuple(int(part) for part in jax.devices()[0].compute_capability.split("."))
+    except (AttributeError, ValueError):  # a ROCm device has no CUDA compute capability
+        return ()
+
+
+def attention_implementation(config: ModelConfig) -> Literal["xla", "cudnn"]:
+    """The attention kernel `config.attention` resolves to on the default device.
+
+    "auto" picks cuDNN flash attention where it runs (an NVIDIA GPU of compute capability 8.0
+    or newer, bf16 compute, head_dim a multiple of 8 up to 128), XLA everywhere else.
+    """
+    if config.attention != "auto":
+        return config.attention
+    flash = (
+        config.compute_dtype == "bfloat16"
+        and config.head_dim % 8 == 0
+        and config.head_dim <= 128
+        and _cuda_capability() >= (8, 0)
+    )
+    return "cudnn" if flash else "xla"
+
+
 class Attention(nnx.Module):
     """Multi-head attention with RMS-normalised queries/keys and RoPE; self or cross."""
 
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs) -> None:
         width = config.num_heads * config.head_dim
+        self.config = config
         self.num_heads, self.head_dim = config.num_heads, config.head_dim
         self.query = _linear(config.model_dim, width, config, rngs)
         self.key = _linear(config.model_dim, width, config, rngs)
@@ -135,7 +164,13 @@ class Attention(nnx.Module):
         key = self.key_norm(self.key(context).reshape(batch, context.shape[1], *shape))
         value = self.value(context).reshape(batch, context.shape[1], *shape)
         query, key = apply_rope(query, angles), apply_rope(key, context_angles)
-        attended = jax.nn.dot_product_attention(query, key, value.astype(query.dtype))
+        # Resolved when traced, so "auto" follows the device the step is compiled for.
+        attended = jax.nn.dot_product_attention(
+            query,
+            key,
+            value.astype(query.dtype),
+            implementation=attention_implementation(self.config),
+        )
         return self.output(attended.reshape(batch, length, -1))
 
 
@@ -199,9 +234,21 @@ def _route(
     batch, length = tokens.shape[:2]
     scores = jax.random.uniform(key, (batch, length))
     index = jax.lax.top_k(scores, keep)[1]
-    picked = jnp.take_along_axis(tokens, index[..., None], axis=1)
-    picked_angles = jnp.take_along_axis(angles, index[..., None], axis=1)
+    # top_k's indices lie in [0, length): no out-of-bounds masking is needed.
+    picked = jnp.take_along_axis(tokens, index[..., None], axis=1, mode="promise_in_bounds")
+    picked_angles = jnp.take_along_axis(angles, index[..., None], axis=1, mode="promise_in_bounds")
     return picked, picked_angles, index
+
+
+def _reinsert(full: jax.Array, routed: jax.Array, index: jax.Array) -> jax.Array:
+    """`full` with token index[b, i] of example b replaced by routed[b, i] (undoes `_route`).
+
+    The indices of one example are distinct (top_k), so the scatter declares them unique: its
+    gradient is then a plain gather, not JAX's scheme for overlapping updates (a scatter and a
+    gather of integer ids over the whole (B, T, D) tensor, then masks).
+    """
+    rows = jnp.arange(full.shape[0])[:, None]
+    return full.at[rows, index].set(routed, unique_indices=True, mode="promise_in_bounds")
 
 
 class XUT(nnx.Module):
@@ -307,9 +354,7 @@ class XUT(nnx.Module):
 
         for layer in range(config.depth):
             if route and layer == config.depth - 1:
-                rows = jnp.arange(batch)[:, None]
-                tokens = full_tokens.at[rows, index].set(tokens)
-                angles = full_angles
+                tokens, angles = _reinsert(full_tokens, tokens, index), full_angles
             context, context_angles = encoder_outputs[config.depth - 1 - layer]
             for block in range(config.decoder_blocks):
                 module = self.decoders[layer * config.decoder_blocks + block]
