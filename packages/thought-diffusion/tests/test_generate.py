@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import tsu_core
-from thought_diffusion.generate import GenerationConfig, draw, generate, remember
+from thought_diffusion.compiled import compile_for_generation
+from thought_diffusion.generate import GenerationConfig, choose_commits, draw, generate, remember
 from thought_diffusion.model import ThoughtDiffusionLM
 from thought_diffusion.thoughts import ThoughtStack
 from tsu_core.testing.stats import empirical_distribution, total_variation, total_variation_bound
@@ -85,3 +86,92 @@ def test_remember_pushes_a_thought(model):
     turn = torch.randint(0, model.config.mask_id, (1, 10))
     stack = remember(model, turn, stack)
     assert int(stack.count()[0]) == 1
+
+
+def test_draw_batches_positions_with_their_own_distributions():
+    # One backend call for (draws, rows, positions, V): each position follows its own softmax.
+    rows = torch.tensor(
+        [[[2.0, 0.0, -1.0, -torch.inf], [0.0, 0.0, 0.0, -torch.inf]], [[-1.0, 1.0, 0.5, 0.0]] * 2]
+    )
+    num_draws = 20_000
+    logits = rows.expand(num_draws, -1, -1, -1)
+    tokens, confidence = draw(logits, tsu_core.Key(5), 1.0, top_k=None)
+    assert tokens.shape == confidence.shape == (num_draws, 2, 2)
+    probabilities = torch.softmax(rows, -1).double()
+    bound = max(
+        total_variation_bound(p.numpy(), num_draws, alpha=1e-6 / 4)
+        for p in probabilities.view(-1, 4)
+    )
+    for row in range(2):
+        for position in range(2):
+            observed = empirical_distribution(tokens[:, row, position].numpy(), 4)
+            assert total_variation(observed, probabilities[row, position].numpy()) < bound
+    expected = probabilities.float()[None].expand_as(logits).gather(-1, tokens[..., None])
+    assert torch.allclose(confidence, expected[..., 0], atol=1e-6)
+
+
+def _commits_one_row_at_a_time(scores, still, config, count):
+    # The loop `generate` ran before it chose every row's commits at once.
+    scores = torch.where(still, scores, torch.full_like(scores, -1.0))
+    commit = torch.zeros_like(still)
+    for row in range(scores.shape[0]):
+        if int(still[row].sum()) == 0:
+            continue
+        if config.mode == "threshold":
+            count = max(1, int((scores[row] > config.threshold).sum()))
+        commit[row, scores[row].topk(count).indices] = True
+    return commit & still
+
+
+@pytest.mark.parametrize("mode", ["low_confidence", "threshold"])
+def test_choose_commits_matches_the_per_row_rule(mode):
+    generator = torch.Generator().manual_seed(0)
+    config = GenerationConfig(length=12, mode=mode, threshold=0.6)
+    for trial in range(200):
+        scores = torch.rand(4, 12, generator=generator)
+        still = torch.rand(4, 12, generator=generator) < 0.7
+        still[trial % 4] = trial % 3 != 0  # some rows finished, some fully masked
+        remaining = int(still.sum(1).min())
+        count = 1 + trial % max(1, remaining)
+        commit = choose_commits(scores, still, config, count)
+        assert torch.equal(commit, _commits_one_row_at_a_time(scores, still, config, count))
+        if mode == "threshold":
+            has_masked = still.any(1)
+            assert bool((commit.sum(1)[has_masked] >= 1).all())
+            assert bool((commit | ~(still & (scores > 0.6))).all())
+
+
+def test_batched_threshold_generation_completes(model):
+    prompt = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    config = GenerationConfig(length=8, mode="threshold", threshold=0.5, block_length=3, cache=True)
+    tokens, counts = generate(model, prompt, config, tsu_core.Key(2))
+    assert tokens.shape == (2, 8)
+    assert bool((tokens != model.config.mask_id).all())
+    assert not tokens.is_inference()  # usable with autograd after generation
+    assert 3 <= counts["model_calls"] <= 8
+
+
+def test_projected_memory_matches_the_memory_and_the_cache_holds_with_it(model):
+    generator = torch.Generator().manual_seed(1)
+    stack = ThoughtStack.empty(2, model.config)
+    c = model.config
+    for _ in range(2):
+        shape = (2, c.thought_height, c.thought_width, c.thought_channels)
+        thought = torch.randn(shape, generator=generator)
+        stack = stack.push(thought, torch.randn(2, generator=generator))
+    tokens = torch.randint(0, c.mask_id, (2, 12), generator=generator)
+    start = 5
+    with torch.no_grad():
+        memory = model.read(stack)
+        projected = model.project(memory)
+        full, _, _ = model(tokens, memory)
+        reused, _, cache = model(tokens, projected, cache_length=start)
+        block, _, _ = model(tokens[:, start:], projected, prefix=cache)
+    assert torch.allclose(full, reused, atol=1e-5)
+    assert torch.allclose(full[:, start:], block, atol=1e-5)
+
+
+def test_compile_for_generation_rejects_unknown_modes(model):
+    with pytest.raises(ValueError, match="mode"):
+        compile_for_generation(model, "fastest")
+    assert "forward" not in vars(model)

@@ -6,11 +6,12 @@ each turn and read by cross-attention, carries context across turns. `use_though
 the identical baseline; `causal=True` the autoregressive one.
 """
 
+from thought_diffusion.compiled import compile_for_generation
 from thought_diffusion.config import PRESETS, ModelConfig, TrainConfig, preset
 from thought_diffusion.data import TokenData, generated_text, read_text
 from thought_diffusion.diffusion import alpha, autoregressive_loss, diffusion_loss, weight
 from thought_diffusion.generate import GenerationConfig, draw, generate, remember
-from thought_diffusion.model import ThoughtDiffusionLM
+from thought_diffusion.model import ProjectedMemory, ThoughtDiffusionLM
 from thought_diffusion.thoughts import ThoughtStack
 from thought_diffusion.tokenizer import BPETokenizer, ByteTokenizer, build_tokenizer
 from thought_diffusion.train import evaluate, load_checkpoint, save_checkpoint, train_model
@@ -23,6 +24,7 @@ __all__ = [
     "ByteTokenizer",
     "GenerationConfig",
     "ModelConfig",
+    "ProjectedMemory",
     "ThoughtDiffusionLM",
     "ThoughtStack",
     "TokenData",
@@ -30,6 +32,7 @@ __all__ = [
     "alpha",
     "autoregressive_loss",
     "build_tokenizer",
+    "compile_for_generation",
     "diffusion_loss",
     "draw",
     "evaluate",

@@ -80,10 +80,12 @@ def _to_torch(array: object, device: torch.device) -> torch.Tensor:
 def draw(
     logits: torch.Tensor, key: tsu_core.Key, temperature: float, top_k: int | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tokens (N,) drawn from logits (N, V) and their model probability (the confidence).
+    """Tokens (...,) drawn from logits (..., V) and their model probability (the confidence).
 
-    The draw goes through the active tsu-core backend's categorical primitive (TSU_BACKEND);
-    the logits are handed over as a torch tensor, which backends take through DLPack.
+    All positions are drawn in one call of the active tsu-core backend's categorical primitive
+    (TSU_BACKEND); the logits are handed over as a torch tensor, which backends take through
+    DLPack. The confidence is exp(logit[token] - logsumexp(logits)) at temperature 1 (after
+    top-k), without forming the whole softmax.
     """
     logits = logits.float()
     if top_k is not None and top_k < logits.shape[-1]:
@@ -96,7 +98,8 @@ def draw(
             logits.contiguous(), key=key, beta=1.0 / temperature
         )
         tokens = _to_torch(drawn, logits.device)
-    confidence = torch.softmax(logits, -1).gather(-1, tokens[..., None]).squeeze(-1)
+    chosen = logits.gather(-1, tokens[..., None]).squeeze(-1)
+    confidence = torch.exp(chosen - torch.logsumexp(logits, -1))
     return tokens, confidence
 
 
@@ -129,7 +132,32 @@ def prepare_prompt(
     return ids
 
 
-@torch.no_grad()
+def choose_commits(
+    scores: torch.Tensor, still: torch.Tensor, config: GenerationConfig, count: int
+) -> torch.Tensor:
+    """Which positions (B, n) to commit this step, for all rows at once.
+
+    Arguments:
+        scores: each position's confidence (B, n).
+        still: which positions are still masked (B, n).
+        config: the decoding mode and threshold.
+        count: 'low_confidence' commits the `count` most confident masked positions per row.
+
+    Returns:
+        A boolean (B, n): 'threshold' commits every masked position above the threshold and
+        at least the most confident masked one of each row that has any.
+    """
+    scores = scores.masked_fill(~still, -1.0)
+    if config.mode == "low_confidence":
+        chosen = scores.topk(min(count, scores.shape[1]), dim=-1).indices
+    else:
+        chosen = scores.argmax(-1, keepdim=True)
+    commit = torch.zeros_like(still).scatter_(1, chosen, True)
+    if config.mode == "threshold":
+        commit |= scores > config.threshold
+    return commit & still
+
+
 def generate(
     model: ThoughtDiffusionLM,
     prompt: list[int] | torch.Tensor,
@@ -139,64 +167,73 @@ def generate(
 ) -> tuple[torch.Tensor, dict[str, int]]:
     """Generate `config.length` tokens after `prompt`.
 
+    Each step is one model call, one backend draw and a few tensor operations. The loop reads
+    nothing back from the device but, in 'threshold' mode, whether the block is finished (one
+    sync per step; the backend may make its own input check): 'low_confidence' commits a known
+    number of tokens per step, every position of the block is drawn (a fixed shape, so the
+    backend compiles its draw once), the commits of all rows are chosen at once
+    (`choose_commits`) and the model skips its id checks (the prompt is checked here, drawn ids
+    are in range). The thought memory's keys and values are projected once.
+
     Returns the generated ids (B, length) and counts: model calls and tokens committed.
     """
-    key = tsu_core.as_key(key)
+    with torch.inference_mode():
+        tokens, counts = _decode(model, prompt, config, tsu_core.as_key(key), stack)
+    return tokens.clone(), counts  # an ordinary tensor: usable with autograd afterwards
+
+
+def _decode(
+    model: ThoughtDiffusionLM,
+    prompt: list[int] | torch.Tensor,
+    config: GenerationConfig,
+    key: tsu_core.Key,
+    stack: ThoughtStack | None,
+) -> tuple[torch.Tensor, dict[str, int]]:
     device = next(model.parameters()).device
     ids = prepare_prompt(model, prompt, config.length).to(device)
+    batch, prompt_length = ids.shape
     mask_id = model.config.mask_id
-    memory = model.read(stack.to(device)) if stack is not None else None
+    memory = model.project(model.read(stack.to(device))) if stack is not None else None
     block = config.block_length or config.length
     num_blocks = math.ceil(config.length / block)
     total_steps = config.steps or config.length
     steps_per_block = max(1, math.ceil(total_steps / num_blocks))
-    sequence = ids
+    sequence = torch.full((batch, prompt_length + config.length), mask_id, device=device)
+    sequence[:, :prompt_length] = ids
     calls = 0
     for block_index in range(num_blocks):
-        size = min(block, config.length - block_index * block)
-        masked_block = torch.full((ids.shape[0], size), mask_id, device=device)
-        sequence = torch.cat([sequence, masked_block], 1)
-        start = sequence.shape[1] - size
+        start = prompt_length + block_index * block
+        end = min(start + block, sequence.shape[1])
+        current = sequence[:, start:end]  # a view: commits write into `sequence`
         prefix = None
+        remaining = end - start
         step = 0
-        while bool((sequence[:, start:] == mask_id).any()):
+        while remaining > 0:
             if config.cache and prefix is not None:
-                logits, _, _ = model(sequence[:, start:], memory, prefix=prefix)
-                block_logits = logits
+                logits, _, _ = model(current, memory, prefix=prefix, validate=False)
             else:
-                logits, _, prefix_cache = model(
-                    sequence, memory, cache_length=start if config.cache else 0
+                cache_length = start if config.cache else 0
+                logits, _, prefix = model(
+                    sequence[:, :end], memory, cache_length=cache_length, validate=False
                 )
-                if config.cache:
-                    prefix = prefix_cache
-                block_logits = logits[:, start:]
+                logits = logits[:, start:]
             calls += 1
-            current = sequence[:, start:]
             still = current == mask_id
             tokens, confidence = draw(
-                block_logits[still],
+                logits,
                 key.fold_in(block_index * 1_000_003 + step),
                 config.temperature,
                 config.top_k,
             )
-            scores = torch.full(current.shape, -1.0, device=device)
-            scores[still] = confidence
-            proposal = torch.full_like(current, mask_id)
-            proposal[still] = tokens
-            commit = torch.zeros_like(still)
-            for row in range(current.shape[0]):
-                remaining = int(still[row].sum())
-                if remaining == 0:
-                    continue
-                if config.mode == "low_confidence":
-                    count = _commit_count(remaining, steps_per_block - step)
-                else:
-                    count = max(1, int((scores[row] > config.threshold).sum()))
-                commit[row, scores[row].topk(count).indices] = True
-            commit &= still
-            sequence[:, start:] = torch.where(commit, proposal, current)
+            count = _commit_count(remaining, steps_per_block - step)
+            commit = choose_commits(confidence, still, config, count)
+            current.copy_(torch.where(commit, tokens, current))
+            if config.mode == "low_confidence":
+                remaining -= count  # every row commits exactly `count` (they stay in step)
+            else:
+                remaining = int((still & ~commit).sum())  # the one sync of a step
             step += 1
-    return sequence[:, ids.shape[1] :], {"model_calls": calls, "tokens": config.length}
+    return sequence[:, prompt_length:], {"model_calls": calls, "tokens": config.length}
 
 
 @torch.no_grad()

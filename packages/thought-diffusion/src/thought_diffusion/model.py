@@ -12,6 +12,7 @@ With `use_thoughts=False` none of the thought modules exist: the baseline.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from einops import rearrange
@@ -25,6 +26,18 @@ from thought_diffusion.thoughts import ThoughtStack
 Cache = list[tuple[torch.Tensor, torch.Tensor]]
 
 
+@dataclass(frozen=True)
+class ProjectedMemory:
+    """The thought memory's cross-attention keys and values, per block, with its bias.
+
+    `ThoughtDiffusionLM.project` computes them once; generation reuses them for every model
+    call instead of projecting the memory (1 + S*H*W tokens) again in every block of every call.
+    """
+
+    keys_values: list[tuple[torch.Tensor, torch.Tensor]]
+    bias: torch.Tensor
+
+
 class RMSNorm(nn.Module):
     """x / sqrt(mean(x^2) + eps) * weight."""
 
@@ -34,19 +47,32 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(width))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        normed = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)
+        # One fused kernel where the backend has it (the eager formula took eight).
+        normed = functional.rms_norm(x.float(), (x.shape[-1],), eps=self.eps)
         return normed.to(x.dtype) * self.weight
 
 
-def rotate(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """Rotary position embedding of (B, heads, L, D) at integer positions (L,).
+Rotary = tuple[torch.Tensor, torch.Tensor]
+
+
+def rotary(positions: torch.Tensor, head_width: int) -> Rotary:
+    """cos and sin (L, D/2) of the rotary angles position * 10000^(-2i/D) at positions (L,).
+
+    Computed once per forward pass and shared by every block (float32; `rotate` casts).
+    """
+    half = head_width // 2
+    exponents = torch.arange(half, device=positions.device, dtype=torch.float32) / half
+    angles = positions.float()[:, None] * (10000.0**-exponents)[None]
+    return angles.cos(), angles.sin()
+
+
+def rotate(x: torch.Tensor, angles: Rotary) -> torch.Tensor:
+    """Rotary position embedding of (..., L, D) by the angles of `rotary`.
 
     Pairs (x_i, x_{i+D/2}) rotate by angle position * 10000^(-2i/D).
     """
     half = x.shape[-1] // 2
-    frequencies = 10000.0 ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
-    angles = positions.float()[:, None] * frequencies[None]
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    cos, sin = angles[0].to(x.dtype), angles[1].to(x.dtype)
     first, second = x[..., :half], x[..., half:]
     return torch.cat([first * cos - second * sin, first * sin + second * cos], -1)
 
@@ -61,14 +87,12 @@ class SelfAttention(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        positions: torch.Tensor,
+        angles: Rotary,
         causal: bool,
         prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        q, k, v = rearrange(
-            self.qkv(x), "b l (three h d) -> three b h l d", three=3, h=self.num_heads
-        )
-        q, k = rotate(q, positions), rotate(k, positions)
+        qkv = rearrange(self.qkv(x), "b l (three h d) -> three b h l d", three=3, h=self.num_heads)
+        (q, k), v = rotate(qkv[:2], angles), qkv[2]  # queries and keys in one rotation
         if prefix is not None:
             k, v = torch.cat([prefix[0], k], 2), torch.cat([prefix[1], v], 2)
         out = functional.scaled_dot_product_attention(q, k, v, is_causal=causal and prefix is None)
@@ -85,13 +109,20 @@ class CrossAttention(nn.Module):
         self.key_value = nn.Linear(width, 2 * width, bias=False)
         self.out = nn.Linear(width, width, bias=False)
 
-    def forward(self, x: torch.Tensor, memory: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        q = rearrange(self.query(x), "b l (h d) -> b h l d", h=self.num_heads)
+    def keys_values(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values (B, heads, M, D) of memory tokens (B, M, width)."""
         k, v = rearrange(
             self.key_value(memory), "b m (two h d) -> two b h m d", two=2, h=self.num_heads
         )
+        return k, v
+
+    def forward(
+        self, x: torch.Tensor, keys_values: tuple[torch.Tensor, torch.Tensor], bias: torch.Tensor
+    ) -> torch.Tensor:
+        q = rearrange(self.query(x), "b l (h d) -> b h l d", h=self.num_heads)
+        k, v = keys_values
         out = functional.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias[:, None, None, :].to(q.dtype)
+            q, k.to(q.dtype), v.to(q.dtype), attn_mask=bias[:, None, None, :].to(q.dtype)
         )
         return self.out(rearrange(out, "b h l d -> b l (h d)"))
 
@@ -125,14 +156,19 @@ class Block(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        positions: torch.Tensor,
+        angles: Rotary,
         memory: tuple[torch.Tensor, torch.Tensor] | None,
         prefix: tuple[torch.Tensor, torch.Tensor] | None,
+        bias: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        attended, key_value = self.attention(self.attention_norm(x), positions, self.causal, prefix)
+        """One block; `memory` is the thought memory (tokens, bias), or, with `bias` given,
+        this block's projected keys and values of it."""
+        attended, key_value = self.attention(self.attention_norm(x), angles, self.causal, prefix)
         x = x + attended
         if memory is not None:
-            x = x + self.cross(self.cross_norm(x), *memory)
+            if bias is None:
+                memory, bias = self.cross.keys_values(memory[0]), memory[1]
+            x = x + self.cross(self.cross_norm(x), memory, bias)
         return x + self.mlp(self.mlp_norm(x)), key_value
 
 
@@ -257,6 +293,14 @@ class ThoughtDiffusionLM(nn.Module):
             return None
         return self.reader(stack)
 
+    def project(self, memory: tuple[torch.Tensor, torch.Tensor] | None) -> ProjectedMemory | None:
+        """Every block's cross-attention keys and values of a memory from `read`, to pass as
+        `memory` to many forward calls (generation) instead of recomputing them in each."""
+        if not self.config.use_thoughts or memory is None:
+            return None
+        tokens, bias = memory
+        return ProjectedMemory([block.cross.keys_values(tokens) for block in self.blocks], bias)
+
     def write(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A new thought and its importance from final hidden states (B, L, width)."""
         if not self.config.use_thoughts:
@@ -285,36 +329,46 @@ class ThoughtDiffusionLM(nn.Module):
     def forward(
         self,
         tokens: torch.Tensor,
-        memory: tuple[torch.Tensor, torch.Tensor] | None = None,
+        memory: tuple[torch.Tensor, torch.Tensor] | ProjectedMemory | None = None,
         prefix: Cache | None = None,
         cache_length: int = 0,
         return_hidden: bool = False,
+        validate: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor | None, Cache | None]:
         """Logits (B, L, V); also the final hidden states and the first `cache_length`
         positions' keys and values per layer when asked.
 
         Arguments:
             tokens: (B, L) ids.
-            memory: the thought memory from `read` (None: no thoughts; the baseline ignores it).
+            memory: the thought memory from `read`, or its projection from `project` (None: no
+                thoughts; the baseline ignores it).
             prefix: cached keys/values of earlier positions; `tokens` then start after them.
             cache_length: return keys/values of this many leading positions (0: none).
             return_hidden: return the final normed hidden states (B, L, width).
+            validate: check the ids (`check_tokens`: reads them back to the host, a device
+                sync); generation passes False for ids it has already checked or drawn itself.
         """
         offset = 0 if prefix is None else prefix[0][0].shape[2]
-        self.check_tokens(tokens, offset)
+        if validate:
+            self.check_tokens(tokens, offset)
         positions = torch.arange(offset, offset + tokens.shape[1], device=tokens.device)
+        angles = rotary(positions, self.config.width // self.config.num_heads)
         if not self.config.use_thoughts:
             memory = None
         x = self.embedding(tokens)
         cache: Cache = []
         for index, block in enumerate(self.blocks):
             layer_prefix = None if prefix is None else prefix[index]
+            if isinstance(memory, ProjectedMemory):
+                layer_memory, bias = memory.keys_values[index], memory.bias
+            else:
+                layer_memory, bias = memory, None
             if self.config.gradient_checkpointing and self.training:
                 x, key_value = checkpoint(
-                    block, x, positions, memory, layer_prefix, use_reentrant=False
+                    block, x, angles, layer_memory, layer_prefix, bias, use_reentrant=False
                 )
             else:
-                x, key_value = block(x, positions, memory, layer_prefix)
+                x, key_value = block(x, angles, layer_memory, layer_prefix, bias)
             if cache_length:
                 cache.append((key_value[0][:, :, :cache_length], key_value[1][:, :, :cache_length]))
         hidden = self.norm(x)
