@@ -1,0 +1,118 @@
+"""Where the time of whole `sample` calls goes, from a profiler trace: host time before the
+first device kernel, device-busy time, and the call's host duration.
+
+Traces 3 calls (after warm-up) of the 784 x 500 bfloat16 RBM (1000 chains) and the DTM-like
+64x64 graph (256 chains), 100 sweeps each, with `jax.profiler` (a Perfetto JSON trace, no
+TensorBoard needed), then reads the trace. Device events exist on GPUs only; on the CPU the
+lines report the host side. JSON lines in microseconds; `--keep DIR` keeps the traces.
+
+    python benchmarks/jax_sim_trace.py             # GPU sizes
+    python benchmarks/jax_sim_trace.py --quick     # small, CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax_sim_graphs import dtm_like_graph
+
+from tsu_core import Parameters, Topology
+from tsu_jax_sim import JaxSimBackend
+from tsu_jax_sim.bench import emit
+
+CALL_MARK = "traced sample call"
+
+
+def trace_calls(call: Any, directory: Path, count: int = 3) -> list[dict[str, Any]]:
+    """Run `call` `count` times under the profiler; the trace's events (Perfetto JSON)."""
+    for _ in range(3):
+        jax.block_until_ready(call())
+    jax.profiler.start_trace(str(directory), create_perfetto_trace=True)
+    for _ in range(count):
+        with jax.profiler.TraceAnnotation(CALL_MARK):
+            jax.block_until_ready(call())
+    jax.profiler.stop_trace()
+    (path,) = directory.glob("**/perfetto_trace.json.gz")
+    with gzip.open(path) as handle:
+        return json.load(handle)["traceEvents"]
+
+
+def summarise(events: list[dict[str, Any]]) -> dict[str, float]:
+    """Medians over the traced calls: host duration, host time to the first device event,
+    device-busy time (sum of device event durations up to the next call)."""
+    names = {
+        event["pid"]: event["args"]["name"]
+        for event in events
+        if event.get("ph") == "M" and event.get("name") == "process_name"
+    }
+    spans = [event for event in events if event.get("ph") == "X"]
+    device = sorted(
+        (event for event in spans if "/device:" in names.get(event["pid"], "")),
+        key=lambda event: event["ts"],
+    )
+    calls = sorted(
+        (event for event in spans if event.get("name") == CALL_MARK), key=lambda e: e["ts"]
+    )
+    rows: dict[str, list[float]] = {"call (host)": [], "to first kernel": [], "device busy": []}
+    for index, call in enumerate(calls):
+        start = call["ts"]
+        end = calls[index + 1]["ts"] if index + 1 < len(calls) else float("inf")
+        inside = [event for event in device if start <= event["ts"] < end]
+        rows["call (host)"].append(call["dur"])
+        if inside:
+            rows["to first kernel"].append(inside[0]["ts"] - start)
+            rows["device busy"].append(sum(event["dur"] for event in inside))
+    return {name: statistics.median(values) for name, values in rows.items() if values}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--keep", type=Path, help="keep the traces in this folder")
+    arguments = parser.parse_args()
+    generator = np.random.default_rng(0)
+    visible, hidden, rbm_chains, side, dtm_chains, sweeps = (
+        (64, 32, 64, 8, 32, 10) if arguments.quick else (784, 500, 1000, 64, 256, 100)
+    )
+    cases = []
+    for name, topology, chains, backend in (
+        (
+            f"rbm {visible}x{hidden} bfloat16",
+            Topology.bipartite(visible, hidden),
+            rbm_chains,
+            JaxSimBackend(precision="bfloat16"),
+        ),
+        (f"dtm-like {side}x{side}", dtm_like_graph(side), dtm_chains, JaxSimBackend()),
+    ):
+        parameters = Parameters(
+            jnp.asarray(generator.normal(0, 0.05, topology.num_edges), jnp.float32),
+            jnp.asarray(generator.normal(0, 0.1, topology.num_nodes), jnp.float32),
+        )
+        cases.append((name, topology, chains, backend, parameters))
+    root = arguments.keep or Path(tempfile.mkdtemp(prefix="jax-sim-trace-"))
+    for name, topology, chains, backend, parameters in cases:
+        program = backend.compile(topology)
+
+        def call(program=program, parameters=parameters, chains=chains) -> Any:
+            return program.sample(
+                parameters, key=1, num_chains=chains, burn_in=sweeps - 1
+            ).final_state
+
+        folder = root / name.replace(" ", "-")
+        summary = summarise(trace_calls(call, folder))
+        config = {"graph": name, "chains": chains, "sweeps": sweeps, "layout": program.layout_kind}
+        for piece, microseconds in summary.items():
+            emit("sample call trace", {**config, "piece": piece}, microseconds, "us")
+
+
+if __name__ == "__main__":
+    main()
