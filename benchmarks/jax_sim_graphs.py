@@ -5,7 +5,8 @@
   (visible, latent); n = 28 (1,568 nodes) and 64 (8,192 nodes), 256 chains. jax-sim compiles it
   to padded neighbour lists (gather).
 * rbm: 784 visible x 500 hidden, complete bipartite, 1000 chains; jax-sim's dense layout in
-  float32 ("highest") and bfloat16 weights with float32 accumulation.
+  float32 ("highest") and bfloat16 weights with float32 accumulation, and a plain PyTorch RBM
+  (`tsu_jax_sim.bench.torch_rbm_runner`) on the same device in both precisions.
 
 jax-sim gets its parameters as device arrays (as a training loop holds them); thrml's are
 constants of its compiled model. Both time whole calls of `--sweeps` sweeps (median of 3).
@@ -23,7 +24,7 @@ import numpy as np
 
 from tsu_core import Parameters, Topology
 from tsu_jax_sim import JaxSimBackend
-from tsu_jax_sim.bench import emit, thrml_ising_runner, time_call
+from tsu_jax_sim.bench import emit, thrml_ising_runner, time_call, torch_rbm_runner
 from tsu_jax_sim.fused_dense import FusedDenseSweep
 
 
@@ -48,7 +49,7 @@ def dtm_like_graph(side: int, far_edges: int = 3, seed: int = 0) -> Topology:
     return Topology(2 * count, edges, blocks=(np.arange(count), count + np.arange(count)))
 
 
-def run_case(name, topology, parameters, chains, sweeps, backends, thrml) -> None:
+def run_case(name, topology, parameters, chains, sweeps, backends, thrml) -> dict[str, float]:
     config = {
         "graph": name,
         "nodes": topology.num_nodes,
@@ -91,7 +92,7 @@ def run_case(name, topology, parameters, chains, sweeps, backends, thrml) -> Non
         ratio = rates["bfloat16"] / rates["bfloat16 unfused"]
         emit("ratio jax-sim bfloat16 / bfloat16 unfused (whole calls)", config, ratio, "x")
     if not thrml:
-        return
+        return rates
     try:
         run = thrml_ising_runner(
             topology.num_nodes,
@@ -105,7 +106,7 @@ def run_case(name, topology, parameters, chains, sweeps, backends, thrml) -> Non
         )
     except ImportError:
         print('{"note": "thrml not installed: pip install thrml"}')
-        return
+        return rates
     seconds = time_call(lambda: run(5))
     theirs = emit(
         "block Gibbs updates",
@@ -115,6 +116,38 @@ def run_case(name, topology, parameters, chains, sweeps, backends, thrml) -> Non
     )["value"]
     for label, value in rates.items():
         emit(f"ratio jax-sim {label} / thrml", config, value / theirs, "x")
+    return rates
+
+
+def compare_torch(name, topology, parameters, chains, sweeps, rates) -> None:
+    """A plain PyTorch RBM (float32 and bfloat16 products) timed like the jax-sim calls, and
+    the ratio of each jax-sim variant to the torch run of the same precision."""
+    visible = topology.structure["num_visible"]
+    hidden = topology.num_nodes - visible
+    config = {"graph": name, "nodes": topology.num_nodes, "chains": chains, "sweeps": sweeps}
+    updates = topology.num_nodes * chains * sweeps
+    for dtype in ("float32", "bfloat16"):
+        try:
+            run = torch_rbm_runner(
+                np.asarray(parameters.weights),
+                np.asarray(parameters.biases),
+                visible,
+                hidden,
+                chains,
+                sweeps,
+                dtype,
+            )
+        except ImportError:
+            print('{"note": "torch not installed: pip install torch"}')
+            return
+        seconds = time_call(lambda run=run: run(5))
+        impl = f"plain torch {dtype} (matmul + rand + sigmoid per half sweep)"
+        theirs = emit(
+            "block Gibbs updates", {**config, "impl": impl}, updates / seconds / 1e9, "updates/ns"
+        )["value"]
+        for label, value in rates.items():
+            if label.startswith(dtype):
+                emit(f"ratio jax-sim {label} / plain torch {dtype}", config, value / theirs, "x")
 
 
 def main() -> None:
@@ -131,6 +164,7 @@ def main() -> None:
     )
     parser.add_argument("--sweeps", type=int, default=100)
     parser.add_argument("--no-thrml", action="store_true")
+    parser.add_argument("--no-torch", action="store_true", help="skip the plain torch RBM")
     arguments = parser.parse_args()
     if arguments.quick:
         arguments.sides, arguments.sparse_chains = [8], 32
@@ -163,9 +197,10 @@ def main() -> None:
     }
     if isinstance(backends["bfloat16"].compile(topology).node_major, FusedDenseSweep):
         backends["bfloat16 unfused"] = JaxSimBackend(precision="bfloat16", fused=False)
-    run_case(
-        f"rbm {visible}x{hidden}", topology, parameters, chains, arguments.sweeps, backends, thrml
-    )
+    name = f"rbm {visible}x{hidden}"
+    rates = run_case(name, topology, parameters, chains, arguments.sweeps, backends, thrml)
+    if not arguments.no_torch:
+        compare_torch(name, topology, parameters, chains, arguments.sweeps, rates)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""Helpers of the `benchmarks/jax_sim_*.py` scripts: timing, JSON lines, thrml side by side.
+"""Helpers of the `benchmarks/jax_sim_*.py` scripts: timing, JSON lines, thrml and a plain
+PyTorch RBM side by side.
 
 thrml (`pip install thrml`) is imported only when a benchmark asks for it; its models are built
 through its public API (`IsingEBM`, `IsingSamplingProgram`, `sample_states`), with chains
-`jax.vmap`ped over keys and initial states.
+`jax.vmap`ped over keys and initial states. torch likewise (`torch_rbm_runner`).
 """
 
 from __future__ import annotations
@@ -93,3 +94,42 @@ def thrml_ising_runner(
         return jax.vmap(one_chain)(keys, initial)
 
     return lambda seed: run(jnp.uint32(seed))
+
+
+def torch_rbm_runner(
+    weights: np.ndarray,
+    biases: np.ndarray,
+    visible: int,
+    hidden: int,
+    num_chains: int,
+    num_sweeps: int,
+    dtype: str = "float32",
+) -> Callable[[int], Any]:
+    """A function seed -> visible spins after `num_sweeps` block Gibbs sweeps (beta 1) of a plain
+    PyTorch RBM on torch's GPU if there is one: per half sweep a matrix product in `dtype`
+    (float32 accumulation for bfloat16), `torch.rand`, a sigmoid and a compare, as a user would
+    write it. Edge v * H + h of `Topology.bipartite` is weights[v * H + h]."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    kind = getattr(torch, dtype)
+    matrix = torch.tensor(weights.reshape(visible, hidden), dtype=kind, device=device)
+    visible_bias = torch.tensor(biases[:visible], dtype=torch.float32, device=device)
+    hidden_bias = torch.tensor(biases[visible:], dtype=torch.float32, device=device)
+
+    def draw(field: Any, generator: Any) -> Any:
+        uniform = torch.rand(field.shape, generator=generator, device=device)
+        return torch.where(uniform < torch.sigmoid(2.0 * field), 1.0, -1.0).to(kind)
+
+    @torch.no_grad()
+    def run(seed: int) -> Any:
+        generator = torch.Generator(device).manual_seed(seed)
+        spins = draw(torch.zeros(num_chains, visible, device=device), generator)
+        for _ in range(num_sweeps):
+            hiddens = draw((spins @ matrix).float() + hidden_bias, generator)
+            spins = draw((hiddens @ matrix.T).float() + visible_bias, generator)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return spins
+
+    return run
