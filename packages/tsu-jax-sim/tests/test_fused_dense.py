@@ -8,6 +8,7 @@ from tsu_core import Clamp, ExactDistribution, Parameters, Topology
 from tsu_core.testing import stats
 from tsu_jax_sim import JaxSimBackend
 from tsu_jax_sim.fused_dense import FusedDenseSweep, threefry2x32
+from tsu_jax_sim.layouts import bfloat16_model
 
 
 def _rbm(seed: int, visible: int, hidden: int) -> tuple[Topology, Parameters]:
@@ -16,12 +17,6 @@ def _rbm(seed: int, visible: int, hidden: int) -> tuple[Topology, Parameters]:
     return topology, Parameters(
         generator.normal(0, 0.4, topology.num_edges), generator.normal(0, 0.3, topology.num_nodes)
     )
-
-
-def _bfloat16(values: np.ndarray) -> np.ndarray:
-    import jax.numpy as jnp
-
-    return np.asarray(jnp.asarray(values, jnp.float32).astype(jnp.bfloat16).astype(jnp.float32))
 
 
 def test_threefry_matches_jax() -> None:
@@ -69,7 +64,7 @@ def test_matches_enumeration_with_clamps() -> None:
         thinning=2,
         clamp=Clamp(nodes, values),
     )
-    rounded = Parameters(_bfloat16(parameters.weights), parameters.biases)
+    rounded = bfloat16_model(parameters)
     exact = ExactDistribution.of(topology, rounded, 1.0, nodes, values)
     stats.assert_moments_match(result, exact, chains)
 

@@ -9,7 +9,7 @@ import tsu_core
 from tsu_core import Clamp, ExactDistribution, Parameters, Topology
 from tsu_core.testing import random_spin_model, stats
 from tsu_jax_sim import JaxSimBackend
-from tsu_jax_sim.layouts import make_layout
+from tsu_jax_sim.layouts import bfloat16_model, make_layout
 from tsu_jax_sim.node_major import NodeMajorSweep
 
 
@@ -29,12 +29,6 @@ def _rbm(seed: int) -> tuple[Topology, Parameters]:
     return topology, Parameters(
         generator.normal(0, 0.4, topology.num_edges), generator.normal(0, 0.3, 12)
     )
-
-
-def _bfloat16(values: np.ndarray) -> np.ndarray:
-    import jax.numpy as jnp
-
-    return np.asarray(jnp.asarray(values, jnp.float32).astype(jnp.bfloat16).astype(jnp.float32))
 
 
 CASES = {
@@ -74,7 +68,7 @@ def test_energies_match_tsu_core(case: str, precision: str) -> None:
     assert program.node_major is not None
     result = program.sample(parameters, key=2, num_chains=10, num_samples=3, schedule=0.5)
     if precision == "bfloat16" and program.layout_kind == "dense":
-        parameters = Parameters(_bfloat16(parameters.weights), parameters.biases)
+        parameters = bfloat16_model(parameters)
     expected = tsu_core.energy(topology, parameters, np.asarray(result.states))
     assert np.allclose(np.asarray(result.energies), expected, atol=1e-4)
 
@@ -113,7 +107,7 @@ def test_bfloat16_rbm_samples_the_rounded_model() -> None:
     program = JaxSimBackend(precision="bfloat16").compile(topology)
     chains = 4096
     result = program.moments(parameters, key=6, num_chains=chains, num_samples=2, burn_in=40)
-    rounded = Parameters(_bfloat16(parameters.weights), parameters.biases)
+    rounded = bfloat16_model(parameters)
     stats.assert_moments_match(result, ExactDistribution.of(topology, rounded, 1.0), chains)
 
 

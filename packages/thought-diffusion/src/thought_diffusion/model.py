@@ -161,13 +161,11 @@ class Block(nn.Module):
         prefix: tuple[torch.Tensor, torch.Tensor] | None,
         bias: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """One block; `memory` is the thought memory (tokens, bias), or, with `bias` given,
-        this block's projected keys and values of it."""
+        """One block; `memory` is this block's keys and values of the thought memory
+        (`ThoughtDiffusionLM.project`) and `bias` the memory's attention bias."""
         attended, key_value = self.attention(self.attention_norm(x), angles, self.causal, prefix)
         x = x + attended
         if memory is not None:
-            if bias is None:
-                memory, bias = self.cross.keys_values(memory[0]), memory[1]
             x = x + self.cross(self.cross_norm(x), memory, bias)
         return x + self.mlp(self.mlp_norm(x)), key_value
 
@@ -355,14 +353,14 @@ class ThoughtDiffusionLM(nn.Module):
         angles = rotary(positions, self.config.width // self.config.num_heads)
         if not self.config.use_thoughts:
             memory = None
+        elif not isinstance(memory, ProjectedMemory):
+            memory = self.project(memory)
         x = self.embedding(tokens)
         cache: Cache = []
         for index, block in enumerate(self.blocks):
             layer_prefix = None if prefix is None else prefix[index]
-            if isinstance(memory, ProjectedMemory):
-                layer_memory, bias = memory.keys_values[index], memory.bias
-            else:
-                layer_memory, bias = memory, None
+            layer_memory = None if memory is None else memory.keys_values[index]
+            bias = None if memory is None else memory.bias
             if self.config.gradient_checkpointing and self.training:
                 x, key_value = checkpoint(
                     block, x, angles, layer_memory, layer_prefix, bias, use_reentrant=False

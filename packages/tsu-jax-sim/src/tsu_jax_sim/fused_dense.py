@@ -24,7 +24,7 @@ import numpy as np
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
-from tsu_jax_sim.node_major import NodeMajorSweep, bipartite_shape
+from tsu_jax_sim.node_major import NodeMajorSweep, bipartite_shape, uniform_from_bits
 
 
 class Tiling(NamedTuple):
@@ -86,18 +86,20 @@ def _kernel(
 
     steps = matrix_ref.shape[1] // depth
     total = jax.lax.fori_loop(0, steps, accumulate, jnp.zeros((rows, chains), jnp.float32))
-    field = total + bias_ref[...]
     node = pl.program_id(0) * rows + jax.lax.broadcasted_iota(jnp.int32, (rows, chains), 0)
     chain = pl.program_id(1) * chains + jax.lax.broadcasted_iota(jnp.int32, (rows, chains), 1)
     word = (chain // 2).astype(jnp.uint32)
     bits0, bits1 = threefry2x32(key_ref[0], key_ref[1], node.astype(jnp.uint32), word)
     bits = jnp.where(chain % 2 == 0, bits0, bits1)
-    # (bits >> 9) * 2^-23: the float32 uniform of jax.random.uniform, exactly.
-    uniform = (bits >> np.uint32(9)).astype(jnp.int32).astype(jnp.float32) * np.float32(2.0**-23)
-    up = 1.0 / (1.0 + jnp.exp(-2.0 * beta_ref[0] * field))
-    spin = jnp.where(uniform >= up, -1.0, 1.0)
-    current = current_ref[...].astype(jnp.float32)
-    out_ref[...] = jnp.where(free_ref[...] > 0, spin, current).astype(out_ref.dtype)
+    out_ref[...] = _heat_bath(total, bits, beta_ref, bias_ref, free_ref, current_ref[...])
+
+
+def _heat_bath(total, bits, beta_ref, bias_ref, free_ref, current) -> jax.Array:
+    """New spins of a tile from its products `total` and random `bits`: down where the
+    uniform is at least sigmoid(2 beta (total + bias)); clamped rows keep `current`."""
+    up = 1.0 / (1.0 + jnp.exp(-2.0 * beta_ref[0] * (total + bias_ref[...])))
+    spin = jnp.where(uniform_from_bits(bits) >= up, -1.0, 1.0)
+    return jnp.where(free_ref[...] > 0, spin, current.astype(jnp.float32)).astype(current.dtype)
 
 
 def _paired_kernel(
@@ -126,16 +128,10 @@ def _paired_kernel(
     node = pl.program_id(0) * rows + jax.lax.broadcasted_iota(jnp.int32, (rows, half), 0)
     word = pl.program_id(1) * half + jax.lax.broadcasted_iota(jnp.int32, (rows, half), 1)
     words = threefry2x32(key_ref[0], key_ref[1], node.astype(jnp.uint32), word.astype(jnp.uint32))
-    beta = beta_ref[0]
-    free = free_ref[...] > 0
     for lane, (total, bits) in enumerate(zip(totals, words, strict=True)):
-        uniform = (bits >> np.uint32(9)).astype(jnp.int32).astype(jnp.float32) * np.float32(
-            2.0**-23
-        )
-        up = 1.0 / (1.0 + jnp.exp(-2.0 * beta * (total + bias_ref[...])))
-        spin = jnp.where(uniform >= up, -1.0, 1.0)
-        current = current_ref[:, pl.ds(lane * half, half)].astype(jnp.float32)
-        out_ref[:, pl.ds(lane * half, half)] = jnp.where(free, spin, current).astype(out_ref.dtype)
+        columns = pl.ds(lane * half, half)
+        current = current_ref[:, columns]
+        out_ref[:, columns] = _heat_bath(total, bits, beta_ref, bias_ref, free_ref, current)
 
 
 @partial(jax.jit, static_argnames=("tiling", "interpret"))

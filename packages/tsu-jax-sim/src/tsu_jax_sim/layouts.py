@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tsu_core.parameters import Parameters
 from tsu_core.topology import Topology
 
 DENSE_FRACTION = 0.25  # edges / (N^2 / 2) above which a generic graph uses the dense layout
@@ -300,6 +301,13 @@ def _columns(array: jax.Array, columns: np.ndarray) -> jax.Array:
     if columns.size and np.all(np.diff(columns) == 1):
         return jax.lax.slice_in_dim(array, int(columns[0]), int(columns[-1]) + 1, axis=1)
     return array[:, columns]
+
+
+def bfloat16_model(parameters: Parameters) -> Parameters:
+    """The model the dense layout samples exactly with `precision="bfloat16"`: the weights
+    rounded to bfloat16 (an 8-bit mantissa), the biases as given (added in float32)."""
+    rounded = jnp.asarray(parameters.weights, jnp.float32).astype(jnp.bfloat16)
+    return Parameters(np.asarray(rounded.astype(jnp.float32)), parameters.biases)
 
 
 def make_layout(topology: Topology, kind: str | None = None, precision: str = "highest") -> Any:

@@ -31,7 +31,6 @@ import numpy as np
 from jax.extend.random import threefry2x32_p
 
 LANES = {"neighbours": 4, "dense": 2}  # chains per packed word (one threefry call per 2)
-_ONE_BITS = 0x3F800000  # float32 1.0: uniform = bitcast(bits >> 9 | 1.0) - 1.0
 _BFLOAT16_ONE = 0x3F80  # bfloat16 +1.0; -1.0 adds the sign bit (1 << 15)
 
 
@@ -283,9 +282,15 @@ def _uniforms(key: jax.Array, shape: tuple[int, int], lanes: int) -> list[jax.Ar
     for half in range(lanes // 2):
         counter = word * np.uint32(lanes // 2) + np.uint32(half)
         for bits in threefry2x32_p.bind(key[0], key[1], node, counter):
-            floats = jax.lax.bitcast_convert_type((bits >> 9) | np.uint32(_ONE_BITS), jnp.float32)
-            uniforms.append(floats - 1.0)
+            uniforms.append(uniform_from_bits(bits))
     return uniforms
+
+
+def uniform_from_bits(bits: jax.Array) -> jax.Array:
+    """uint32 random bits -> float32 uniforms in [0, 1): the top 23 bits times 2^-23, exactly
+    the values of `jax.random.uniform` (which sets them as the mantissa of a float in [1, 2)
+    and subtracts 1). Integer operations only, so it also runs inside a Triton kernel."""
+    return (bits >> np.uint32(9)).astype(jnp.int32).astype(jnp.float32) * np.float32(2.0**-23)
 
 
 def block_keys(key: jax.Array, num_sweeps: int, num_blocks: int) -> jax.Array:

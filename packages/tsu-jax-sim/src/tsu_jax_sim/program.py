@@ -119,14 +119,14 @@ class JaxSimProgram:
         if request.clamp_values is None:
             clamp = self._zero_clamp(shape, state_dtype, sharded)
         else:
-            clamp = np.zeros(shape, state_dtype)
             values = _device_or_numpy(request.clamp_values)
             if isinstance(values, np.ndarray):
+                clamp = np.zeros(shape, state_dtype)
                 clamp[:, request.clamp_nodes] = values
-            else:
+            else:  # device values go into the zeros already on the device
                 clamped = (chains, request.clamp_nodes.size)
                 clamp = (
-                    jnp.asarray(clamp)
+                    self._zero_clamp(shape, state_dtype, sharded)
                     .at[:, request.clamp_nodes]
                     .set(jnp.broadcast_to(values.astype(state_dtype), clamped))
                 )
