@@ -8,7 +8,7 @@ import pytest
 import tsu_core
 from tsu_core import Clamp, ExactDistribution, Parameters, Topology
 from tsu_core.testing import random_spin_model, stats
-from tsu_jax_sim import JaxSimBackend
+from tsu_jax_sim import JaxSimBackend, node_major
 from tsu_jax_sim.layouts import bfloat16_model, make_layout
 from tsu_jax_sim.node_major import NodeMajorSweep
 
@@ -31,6 +31,28 @@ def _rbm(seed: int) -> tuple[Topology, Parameters]:
     )
 
 
+def _hubs(seed: int) -> tuple[Topology, Parameters]:
+    """A ring of 12 and two hubs of degree 6 (above the `UNROLL_SLOTS` of these tests), each in
+    the block of the ring nodes it does not touch: every block mixes both kinds of tier."""
+    generator = np.random.default_rng(seed)
+    ring = [(i, (i + 1) % 12) for i in range(12)]
+    hubs = [(i, 12) for i in range(1, 12, 2)] + [(i, 13) for i in range(0, 12, 2)]
+    even, odd = np.append(np.arange(0, 12, 2), 12), np.append(np.arange(1, 12, 2), 13)
+    topology = Topology(14, np.array(ring + hubs), blocks=(even, odd))
+    return topology, Parameters(
+        generator.normal(0, 0.4, topology.num_edges), generator.normal(0, 0.3, 14)
+    )
+
+
+@pytest.fixture(autouse=True)
+def _few_unrolled_slots(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In blocks with a node of degree above 4, nodes of degree above 3 take the reduction
+    (hubs, and some nodes of the random graphs), so these small graphs exercise both ways of
+    summing neighbour slots."""
+    monkeypatch.setattr(node_major, "UNROLL_SLOTS", 4)
+    monkeypatch.setattr(node_major, "NARROW_SLOTS", 3)
+
+
 CASES = {
     "sparse bipartite": (_sparse_bipartite(1), "neighbours"),
     "greedy colouring": (
@@ -38,6 +60,7 @@ CASES = {
         "neighbours",
     ),
     "rbm": (_rbm(3), "dense"),
+    "hubs": (_hubs(7), "neighbours"),
     "complete": (
         (Topology.complete(6), Parameters(np.linspace(-0.5, 0.5, 15), np.full(6, 0.1))),
         "dense",
@@ -124,3 +147,24 @@ class _Mixture:
         )
         self.energy_variance = second_moment - self.mean_energy**2
         self.energies = np.concatenate([first.energies, second.energies])
+
+
+def test_hubs_come_first_and_sum_by_reduction() -> None:
+    """The hub of each block leads it, in a tier of its own; the fields of both tiers equal
+    the fields of the chain-major layout."""
+    import jax.numpy as jnp
+
+    topology, parameters = _hubs(8)
+    layout = make_layout(topology, "neighbours")
+    plan = NodeMajorSweep(layout)
+    assert [block[0] for block in plan.blocks] == [12, 13]
+    assert [[unrolled for *_, unrolled in tiers] for tiers in plan.tiers] == [[False, True]] * 2
+    states = np.where(np.random.default_rng(0).random((9, 14)) < 0.5, 1.0, -1.0)
+    weights, biases = jnp.asarray(parameters.weights), jnp.asarray(parameters.biases)
+    prepared = plan.prepare(weights, biases)
+    parts = plan.split(jnp.asarray(states, jnp.float32))
+    expected = np.asarray(layout.all_fields(layout.prepare(weights, biases), jnp.asarray(states)))
+    for index, block in enumerate(plan.blocks):
+        lanes = plan.field_lanes(prepared, parts, index)
+        fields = np.asarray(plan._interleave(lanes))[:, :9].T
+        assert np.allclose(fields, expected[:, block], atol=1e-5)

@@ -29,6 +29,8 @@ def test_layout_choice() -> None:
     assert choose_layout(Topology.lattice_2d(5)) == "neighbours"  # odd sides: greedy blocks
     assert choose_layout(Topology.bipartite(6, 4)) == "dense"
     assert choose_layout(Topology.complete(10)) == "dense"
+    star = Topology(300, np.stack([np.zeros(299, int), np.arange(1, 300)], axis=1))
+    assert choose_layout(star) == "neighbours"  # a hub of degree 299 in a sparse graph
     ring = Topology(40, np.stack([np.arange(40), (np.arange(40) + 1) % 40], axis=1))
     assert choose_layout(ring) == "neighbours"
 
@@ -260,6 +262,20 @@ def test_unrolled_loops_give_the_same_samples() -> None:
     assert np.array_equal(
         np.asarray(moments_plain.final_state), np.asarray(moments_unrolled.final_state)
     )
+
+
+def test_default_unrolling_shrinks_with_the_blocks() -> None:
+    """The accelerator default (8 sweeps) unrolls at most UNROLLED_BLOCKS block updates; a
+    depth the user gives is kept."""
+    from tsu_jax_sim.backend import UNROLLED_BLOCKS
+
+    accelerator = JaxSimBackend()
+    accelerator.unroll = 8  # the default off the CPU
+    assert accelerator.unroll_for(100, 2) == 8
+    assert accelerator.unroll_for(3, 2) == 3
+    assert accelerator.unroll_for(100, UNROLLED_BLOCKS // 4) == 4
+    assert accelerator.unroll_for(100, 25) == 1
+    assert JaxSimBackend(unroll=4).unroll_for(100, 25) == 4
 
 
 @pytest.mark.parametrize("sampler", ["gibbs", "metropolis"])

@@ -28,6 +28,7 @@ from tsu_jax_sim.layouts import choose_layout
 from tsu_jax_sim.program import JaxSimProgram
 
 SAMPLERS = ("gibbs", "metropolis", "tempering")
+UNROLLED_BLOCKS = 16  # default unrolling: at most this many block updates per loop iteration
 
 
 class JaxSimBackend:
@@ -46,8 +47,11 @@ class JaxSimBackend:
             weights with float32 accumulation: faster on tensor cores, weights rounded to an
             8-bit mantissa, so sampling is from a slightly perturbed model).
         devices: the devices chains are split over (default: all visible devices).
-        unroll: sweeps unrolled per loop iteration; None: 1 on the CPU (fast compiles), 8 on
-            accelerators (GPU loops read their condition back to the host every iteration).
+        unroll: sweeps unrolled per loop iteration; None: 1 on the CPU (fast compiles); on
+            accelerators (GPU loops read their condition back to the host every iteration) up
+            to 8, fewer for topologies of many blocks (`UNROLLED_BLOCKS` block updates per
+            iteration at most: a sweep of many blocks is long already, and the compile time
+            grows with the unrolled updates).
         fused: bipartite dense (RBM) heat-bath sweeps in bfloat16 as one Pallas kernel per
             block (`tsu_jax_sim.fused_dense`); None: on a single GPU; True on the CPU runs the
             kernel in Pallas's interpreter (slow: for tests).
@@ -80,6 +84,7 @@ class JaxSimBackend:
         devices = list(jax.devices() if devices is None else devices)
         self.mesh = Mesh(np.array(devices), ("chains",))
         self.unroll = unroll if unroll is not None else (1 if devices[0].platform == "cpu" else 8)
+        self.unroll_given = unroll is not None
         self.fused = fused
         suffix = "" if sampler == "gibbs" else f"-{sampler}"
         self.name = f"jax-sim{suffix}"
@@ -110,9 +115,12 @@ class JaxSimBackend:
             return True
         return self.mesh.size == 1 and self.mesh.devices.flat[0].platform == "gpu"
 
-    def unroll_for(self, num_sweeps: int) -> int:
-        """The unroll depth of a run of `num_sweeps` sweeps."""
-        return max(1, min(self.unroll, num_sweeps))
+    def unroll_for(self, num_sweeps: int, num_blocks: int = 1) -> int:
+        """The unroll depth of a run of `num_sweeps` sweeps of `num_blocks` blocks each."""
+        depth = (
+            self.unroll if self.unroll_given else min(self.unroll, UNROLLED_BLOCKS // num_blocks)
+        )
+        return max(1, min(depth, num_sweeps))
 
     def compile(self, topology: Topology) -> JaxSimProgram:
         check_supported(topology, self.capabilities)

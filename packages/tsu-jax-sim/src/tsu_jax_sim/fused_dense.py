@@ -207,7 +207,7 @@ class FusedDenseSweep(NodeMajorSweep):
         super().__init__(layout)
         object.__setattr__(self, "interpret", interpret)
         object.__setattr__(self, "tiling", tiling)
-        padded = [pad_to(block.size, tiling.row_multiple) for block in layout.blocks]
+        padded = [pad_to(block.size, tiling.row_multiple) for block in self.blocks]
         object.__setattr__(self, "padded_rows", padded)
 
     def width(self, rows: int) -> int:
@@ -235,9 +235,7 @@ class FusedDenseSweep(NodeMajorSweep):
         )
 
     def join(self, parts: tuple[jax.Array, ...], rows: int) -> jax.Array:
-        trimmed = tuple(
-            part[: block.size] for part, block in zip(parts, self.layout.blocks, strict=True)
-        )
+        trimmed = tuple(part[: block.size] for part, block in zip(parts, self.blocks, strict=True))
         order = self.chain_order(rows)
         if order is None:
             return super().join(trimmed, rows)

@@ -12,7 +12,7 @@ Three spin layouts, chosen from the topology by `choose_layout`:
 | layout       | when                                               | fields of a block      |
 | ------------ | -------------------------------------------------- | ---------------------- |
 | `stencil`    | `structure["kind"] == "lattice_2d"`, even sides     | four `jnp.roll`s        |
-| `dense`      | bipartite (RBM), or dense graphs                    | a matrix product        |
+| `dense`      | bipartite (RBM), or graphs of mean degree > 64      | a matrix product        |
 | `neighbours` | everything else (sparse graphs of bounded degree)   | a gather over padded lists |
 
 Categorical topologies use padded neighbour lists with one oriented K x K matrix per slot.
@@ -34,7 +34,10 @@ from tsu_core.parameters import Parameters
 from tsu_core.topology import Topology
 
 DENSE_FRACTION = 0.25  # edges / (N^2 / 2) above which a generic graph uses the dense layout
-DENSE_DEGREE = 64  # maximum degree above which a generic graph uses the dense layout
+# Mean degree above which a generic graph uses the dense layout: a matrix product costs about
+# N multiply-adds per node, a gather one per edge end, so dense wins only for dense graphs.
+# (The maximum degree does not decide: hubs in a sparse graph get their own reduction.)
+DENSE_DEGREE = 64
 LAYOUTS = ("stencil", "dense", "neighbours")
 SEQUENTIAL_BLOCKS = 32  # more blocks than this: loop over blocks on device instead of unrolling
 
@@ -52,7 +55,8 @@ def choose_layout(topology: Topology) -> str:
         return "dense"
     pairs = topology.num_nodes * (topology.num_nodes - 1) / 2
     if pairs and (
-        topology.num_edges / pairs > DENSE_FRACTION or topology.max_degree > DENSE_DEGREE
+        topology.num_edges / pairs > DENSE_FRACTION
+        or 2 * topology.num_edges / topology.num_nodes > DENSE_DEGREE
     ):
         return "dense"
     return "neighbours"

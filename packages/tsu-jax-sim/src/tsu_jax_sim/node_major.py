@@ -6,7 +6,10 @@ it ("sources"; for a bipartite graph, the other block only):
 
 * neighbours: $f_{b,c} = h_b + \sum_d w_{b,d}\, s_{n(b,d),c}$, one gather of rows per padded
   neighbour slot $d$. Spins are packed `LANES` chains to a byte (bit $j$ set: chain $4p + j$
-  is down), so a gather moves 2 bits per spin and every thread updates 4 chains;
+  is down), so a gather moves 2 bits per spin and every thread updates 4 chains. In blocks
+  with nodes of more than `UNROLL_SLOTS` slots (hubs, such as the latents of a DTM joined to a
+  whole patch) the nodes of more than `NARROW_SLOTS` come first and are summed by one gather
+  of all their slots and a reduction; the compiled program stays small for any degree;
 * dense: $F_k = M_k S_{\text{sources}(k)}$, one matrix product per block. Spins are bfloat16
   (+-1 is exact); the weights are cast once per call, before the loop.
 
@@ -31,6 +34,11 @@ import numpy as np
 from jax.extend.random import threefry2x32_p
 
 LANES = {"neighbours": 4, "dense": 2}  # chains per packed word (one threefry call per 2)
+# A block whose nodes have at most UNROLL_SLOTS neighbour slots sums them by unrolled gathers
+# (one fused pass). In a wider block, nodes of more than NARROW_SLOTS slots take one reduction
+# instead, so neither the compiled program nor the padding grows with a hub's degree.
+UNROLL_SLOTS = 32
+NARROW_SLOTS = 8
 _BFLOAT16_ONE = 0x3F80  # bfloat16 +1.0; -1.0 adds the sign bit (1 << 15)
 
 
@@ -54,7 +62,9 @@ class NodeMajorSweep:
     def __post_init__(self) -> None:
         layout = self.layout
         topology = layout.topology
-        blocks = layout.blocks
+        wide = _wide_nodes(layout)
+        blocks = [_hubs_first(block, wide) for block in layout.blocks]
+        object.__setattr__(self, "blocks", blocks)  # the node order inside each block
         owner = np.zeros(topology.num_nodes, np.int32)
         position = np.zeros(topology.num_nodes, np.int32)
         for index, block in enumerate(blocks):
@@ -76,15 +86,22 @@ class NodeMajorSweep:
             offsets[list(coupled)] = np.cumsum([0] + sizes[:-1]) if coupled else []
             starts.append(offsets)
         if layout.kind == "neighbours":
-            slots, edges, valid = [], [], []
+            # Per block, its tiers: (first node, stop, unrolled); slot arrays (D, |tier|).
+            tiers, slots, edges, valid = [], [], [], []
             for index, block in enumerate(blocks):
-                neighbours, present = layout.neighbours[block], layout.valid[block]
-                width = max(int(present.sum(1).max()), 1)
-                local = starts[index][owner[neighbours]] + position[neighbours]
-                slots.append(np.where(present, local, 0)[:, :width].T.astype(np.int32))
-                edges.append(layout.edge_ids[block][:, :width].T)
-                valid.append(present[:, :width].T)
-            object.__setattr__(self, "slots", slots)  # (D_k, |B_k|) rows of the sources
+                hubs = int(wide[block].sum())
+                bounds = [(0, hubs, False), (hubs, block.size, True)]
+                tiers.append([bound for bound in bounds if bound[1] > bound[0]])
+                for first, stop, _ in tiers[-1]:
+                    nodes = block[first:stop]
+                    neighbours, present = layout.neighbours[nodes], layout.valid[nodes]
+                    width = max(int(present.sum(1).max()), 1)
+                    local = starts[index][owner[neighbours]] + position[neighbours]
+                    slots.append(np.where(present, local, 0)[:, :width].T.astype(np.int32))
+                    edges.append(layout.edge_ids[nodes][:, :width].T)
+                    valid.append(present[:, :width].T)
+            object.__setattr__(self, "tiers", tiers)
+            object.__setattr__(self, "slots", slots)  # (D, |tier|) rows of the sources, per tier
             object.__setattr__(self, "slot_edges", edges)
             object.__setattr__(self, "slot_valid", valid)
         else:
@@ -106,7 +123,7 @@ class NodeMajorSweep:
         if padded != rows:  # a spare chain (a copy of the last) fills the last word
             states = jnp.concatenate([states, jnp.repeat(states[-1:], padded - rows, 0)])
         parts = []
-        for block in self.layout.blocks:
+        for block in self.blocks:
             spins = _columns(states, block).T  # (|B|, padded)
             if self.layout.kind == "dense":
                 parts.append(spins.astype(jnp.bfloat16))
@@ -150,13 +167,13 @@ class NodeMajorSweep:
 
     def block_free(self, free: jax.Array) -> list[jax.Array]:
         """(N,) bool, False at clamped nodes -> per block, the mask `sweep` takes."""
-        return [free[block] for block in self.layout.blocks]
+        return [free[block] for block in self.blocks]
 
     # -- parameters ------------------------------------------------------------------------------
     def prepare(self, weights: jax.Array, biases: jax.Array) -> dict[str, Any]:
         """Per-block arrays built from the (traced) float32 parameters once per call."""
         layout = self.layout
-        blocks = layout.blocks
+        blocks = self.blocks
         prepared: dict[str, Any] = {"biases": [biases[block][:, None] for block in blocks]}
         if layout.kind == "neighbours":
             prepared["slot_rows"] = [jnp.asarray(rows) for rows in self.slots]
@@ -204,19 +221,18 @@ class NodeMajorSweep:
                     matrix, source.astype(jnp.float32), precision=jax.lax.Precision.HIGHEST
                 )
             return self._split_lanes(product + bias)
-        # One gather of whole source rows per slot; a set bit j means chain j of the word is
-        # down, so it contributes -w instead of +w.
-        weights = prepared["slot_weights"][index]
-        fields = [jnp.broadcast_to(bias, shape)] * self.lanes
-        rows = prepared["slot_rows"][index]
-        for slot in range(rows.shape[0]):
-            gathered = source[rows[slot]]
-            weight = weights[slot]
-            fields = [
-                field + jnp.where(gathered & (1 << lane) != 0, -weight, weight)
-                for lane, field in enumerate(fields)
-            ]
-        return fields
+        # Per tier, the fields of its nodes; the tiers are consecutive ranges of the block.
+        tiers = []
+        first_tier = sum(len(block_tiers) for block_tiers in self.tiers[:index])
+        for offset, (first, stop, unrolled) in enumerate(self.tiers[index]):
+            tier = first_tier + offset
+            rows = prepared["slot_rows"][tier]
+            weights = prepared["slot_weights"][tier]
+            gather = _unrolled_fields if unrolled else _reduced_fields
+            tiers.append(gather(source, rows, weights, bias[first:stop], self.lanes))
+        if len(tiers) == 1:
+            return tiers[0]
+        return [jnp.concatenate(lane, axis=0) for lane in zip(*tiers, strict=True)]
 
     @property
     def _dense(self) -> bool:
@@ -272,6 +288,58 @@ class NodeMajorSweep:
             )
             total = total + per_chain.reshape(-1)  # chain L p + j is lane j of word p
         return -0.5 * total[:rows]
+
+
+def _unrolled_fields(
+    source: jax.Array, rows: jax.Array, weights: jax.Array, bias: jax.Array, lanes: int
+) -> list[jax.Array]:
+    """Fields per lane of nodes whose slots are few: one gather of whole source rows per slot,
+    fused by XLA into one pass. A set bit j means chain j of the word is down, so it adds -w."""
+    shape = (bias.shape[0], source.shape[1])
+    fields = [jnp.broadcast_to(bias, shape)] * lanes
+    for slot in range(rows.shape[0]):
+        gathered = source[rows[slot]]
+        weight = weights[slot]
+        fields = [
+            field + jnp.where(gathered & (1 << lane) != 0, -weight, weight)
+            for lane, field in enumerate(fields)
+        ]
+    return fields
+
+
+def _reduced_fields(
+    source: jax.Array, rows: jax.Array, weights: jax.Array, bias: jax.Array, lanes: int
+) -> list[jax.Array]:
+    """Fields per lane of nodes with many slots: all slots gathered at once, (D, |tier|,
+    words), and summed over the slots (a compiled size that does not grow with D)."""
+    gathered = source[rows]
+    down = (gathered[..., None] >> jnp.arange(lanes, dtype=jnp.uint8)) & 1
+    signs = 1.0 - 2.0 * down.astype(jnp.float32)  # (D, |tier|, words, L)
+    # A contraction over the slots (a batched matrix-vector product): 3.5x faster on the CPU
+    # than a multiply-and-sum of the same arrays.
+    fields = jnp.einsum("dbwl,db->bwl", signs, weights[..., 0], precision=jax.lax.Precision.HIGHEST)
+    return [fields[..., lane] + bias for lane in range(lanes)]
+
+
+def _wide_nodes(layout: Any) -> np.ndarray:
+    """(N,) bool: the nodes summed by a reduction: those of more than `NARROW_SLOTS` slots in
+    blocks with a node of more than `UNROLL_SLOTS` (neighbours layout only)."""
+    wide = np.zeros(layout.topology.num_nodes, bool)
+    if layout.kind != "neighbours":
+        return wide
+    slots = layout.valid.sum(1)
+    for block in layout.blocks:
+        if slots[block].max(initial=0) > UNROLL_SLOTS:
+            wide[block] = slots[block] > NARROW_SLOTS
+    return wide
+
+
+def _hubs_first(block: np.ndarray, wide: np.ndarray) -> np.ndarray:
+    """The block's nodes with its wide ones first (each part in the topology's order)."""
+    hubs = wide[block]
+    if not hubs.any():
+        return block
+    return np.concatenate([block[hubs], block[~hubs]])
 
 
 def _uniforms(key: jax.Array, shape: tuple[int, int], lanes: int) -> list[jax.Array]:

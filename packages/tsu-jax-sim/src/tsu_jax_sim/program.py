@@ -323,7 +323,7 @@ class JaxSimProgram:
             edges = edges + weight * layout.edge_products(chosen)
             return (nodes, edges, energy_sum + weight * energies.mean()), None
 
-        unroll = self.backend.unroll_for(betas.shape[0])
+        unroll = self.backend.unroll_for(betas.shape[0], len(layout.blocks))
         if unroll > 1:
             # Accelerators: static scans unrolled `unroll` sweeps deep, so the loop's condition
             # (read back by the host on GPUs) and launch gaps come once per `unroll` sweeps.
