@@ -1,6 +1,8 @@
 """The RBM sweep alone: the fused Pallas block update (`tsu_jax_sim.fused_dense`) at several
 tilings (`paired`: one threefry call per pair of chains) vs the two-kernel node-major sweep,
 and a floor of two bfloat16 matrix products per sweep (no random numbers: `sign(M S)`).
+A diagnostic pair runs last: the default and the first paired tiling with the threefry cipher
+replaced by one multiply-xor (wrong randomness, timing only), to show what the random bits cost.
 
 Each variant runs S and 4 S sweeps in one jitted `lax.scan` (unrolled 8 deep, as the backend
 does on GPUs); the per-sweep time is the slope, so the fixed cost of a call drops out. JSON lines.
@@ -19,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tsu_core import Topology
-from tsu_jax_sim import node_major
+from tsu_jax_sim import fused_dense, node_major
 from tsu_jax_sim.bench import emit, time_call
 from tsu_jax_sim.fused_dense import FusedDenseSweep, Tiling
 from tsu_jax_sim.layouts import make_layout
@@ -71,6 +73,24 @@ def sweep_runner(plan: Any, weights: jax.Array, biases: jax.Array, states: jax.A
     return run
 
 
+def without_random_bits(run: Any) -> Any:
+    """`run` with the kernel's threefry replaced by one multiply-xor while it traces (the
+    caller clears JAX's caches first, so the kernels are traced anew)."""
+
+    def cheap(key0: Any, key1: Any, x0: Any, x1: Any) -> tuple[Any, Any]:
+        return (x0 * np.uint32(0x9E3779B9)) ^ key0, (x1 * np.uint32(0x85EBCA6B)) ^ key1
+
+    def patched(sweeps: int) -> Any:
+        original = fused_dense.threefry2x32
+        fused_dense.threefry2x32 = cheap
+        try:
+            return run(sweeps)
+        finally:
+            fused_dense.threefry2x32 = original
+
+    return patched
+
+
 def matmul_floor(weights: jax.Array, visible: int, hidden: int, chains: int) -> Any:
     matrix = weights.reshape(visible, hidden).astype(jnp.bfloat16)
     spins = jnp.ones((visible, chains), jnp.bfloat16)
@@ -107,13 +127,21 @@ def main() -> None:
     variants = {"two kernels (XLA matmul + fused update)": node_major.NodeMajorSweep(layout)}
     for tiling in tilings:
         variants[f"fused Pallas {tuple(tiling)}"] = FusedDenseSweep(layout, interpret, tiling)
+    diagnostic = [tilings[0], next(tiling for tiling in tilings if tiling.paired)]
     config = {"visible": visible, "hidden": hidden, "chains": chains, "sweeps": sweeps}
     updates = topology.num_nodes * chains
     runners = {name: sweep_runner(plan, weights, biases, states) for name, plan in variants.items()}
     runners["floor: two bf16 matmuls + sign, no random numbers"] = matmul_floor(
         weights, visible, hidden, chains
     )
+    for tiling in diagnostic:
+        plan = FusedDenseSweep(layout, interpret, tiling)
+        runners[f"diagnostic: fused {tuple(tiling)}, threefry replaced by a multiply-xor"] = (
+            without_random_bits(sweep_runner(plan, weights, biases, states))
+        )
     for name, run in runners.items():
+        if name.startswith("diagnostic"):
+            jax.clear_caches()
         try:
             seconds = per_sweep_seconds(run, sweeps)
         except Exception as error:  # a tiling Triton cannot compile: report it, go on

@@ -13,52 +13,26 @@ lines report the host side. JSON lines in microseconds; `--keep DIR` keeps the t
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax_sim_graphs import dtm_like_graph
+from profile_events import CALL_MARK, device_events, record
 
 from tsu_core import Parameters, Topology
 from tsu_jax_sim import JaxSimBackend
 from tsu_jax_sim.bench import emit
 
-CALL_MARK = "traced sample call"
-
-
-def trace_calls(call: Any, directory: Path, count: int = 3) -> list[dict[str, Any]]:
-    """Run `call` `count` times under the profiler; the trace's events (Perfetto JSON)."""
-    for _ in range(3):
-        jax.block_until_ready(call())
-    jax.profiler.start_trace(str(directory), create_perfetto_trace=True)
-    for _ in range(count):
-        with jax.profiler.TraceAnnotation(CALL_MARK):
-            jax.block_until_ready(call())
-    jax.profiler.stop_trace()
-    (path,) = directory.glob("**/perfetto_trace.json.gz")
-    with gzip.open(path) as handle:
-        return json.load(handle)["traceEvents"]
-
 
 def summarise(events: list[dict[str, Any]]) -> dict[str, float]:
     """Medians over the traced calls: host duration, host time to the first device event,
     device-busy time (sum of device event durations up to the next call)."""
-    names = {
-        event["pid"]: event["args"]["name"]
-        for event in events
-        if event.get("ph") == "M" and event.get("name") == "process_name"
-    }
     spans = [event for event in events if event.get("ph") == "X"]
-    device = sorted(
-        (event for event in spans if "/device:" in names.get(event["pid"], "")),
-        key=lambda event: event["ts"],
-    )
+    device = device_events(events)
     calls = sorted(
         (event for event in spans if event.get("name") == CALL_MARK), key=lambda e: e["ts"]
     )
@@ -108,7 +82,7 @@ def main() -> None:
             ).final_state
 
         folder = root / name.replace(" ", "-")
-        summary = summarise(trace_calls(call, folder))
+        summary = summarise(record(call, folder))
         config = {"graph": name, "chains": chains, "sweeps": sweeps, "layout": program.layout_kind}
         for piece, microseconds in summary.items():
             emit("sample call trace", {**config, "piece": piece}, microseconds, "us")
