@@ -5,6 +5,11 @@ the first one's. GPU run (after dtm_train_fid.py has written a checkpoint):
 
     python benchmarks/dtm_sampling.py --checkpoint runs/dtm-mnist28 --backends jax-sim thrml
 
+`--preset NAME` samples a model of that preset with its initial (untrained) parameters: the
+time does not depend on what the model learnt, so this needs no checkpoint:
+
+    python benchmarks/dtm_sampling.py --preset rgb64 --backends jax-sim thrml
+
 `--quick` samples a random tiny model on the CPU with every installed backend.
 """
 
@@ -26,6 +31,7 @@ from bitflip_dtm.checkpoint import load_model
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--preset", default=None, help="an untrained model of this preset")
     parser.add_argument("--backends", nargs="+", default=None)
     parser.add_argument("--num", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
@@ -37,9 +43,13 @@ def main() -> None:
         model = DTM(preset("tiny", num_steps=2, latents_per_patch=2))
         device, label = "cpu", "tiny, 2 steps, 2 latents (random parameters)"
         arguments.num, arguments.repeats = 16, 2
+    elif arguments.preset is not None:
+        device = arguments.device
+        model = DTM(preset(arguments.preset)).to(device)
+        label = f"{arguments.preset} (initial parameters)"
     else:
         if arguments.checkpoint is None:
-            parser.error("--checkpoint is required without --quick")
+            parser.error("--checkpoint or --preset is required without --quick")
         device = arguments.device
         model, label = load_model(arguments.checkpoint, device), arguments.checkpoint
     backends = arguments.backends or [
