@@ -16,6 +16,10 @@ between the first kernel in bf16 and in float32 (the size of bf16 rounding).
     python benchmarks/xut_throughput.py --attention xla cudnn --batch-sizes 256 512
     python benchmarks/xut_throughput.py --devices 2 --tread-rates 0.0   # 2 GPUs, data parallel
     python benchmarks/xut_throughput.py --quick              # tiny preset on CPU, < 1 min
+
+`--trace` also records a profiler trace of 3 steps per measurement and prints where the
+device time goes: shares of matrix products, attention, XLA fusions, copies and the rest,
+and the top kernels by time (GPU only: the CPU trace has no device kernels).
 """
 
 from __future__ import annotations
@@ -24,12 +28,16 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
+from collections import Counter
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
+from profile_events import device_kernels, record
 
 from xut_flow.config import TrainConfig, preset
 from xut_flow.model import XUT, attention_implementation, forward_flops, parameter_count
@@ -49,8 +57,9 @@ def _peak(device: str, override: float | None) -> float | None:
     return next((value for name, value in PEAK_TFLOPS.items() if name in device), None)
 
 
-def measure(model_config, batch: int, steps: int, size: int, devices: int = 1):
-    """(median seconds per training step after one compile+warm-up step, scratch bytes).
+def measure(model_config, batch: int, steps: int, size: int, devices: int = 1, trace=None):
+    """(median seconds per training step after one compile+warm-up step, scratch bytes,
+    microseconds per device kernel name over 3 traced steps, or None without `trace`).
 
     With devices > 1 the batch is sharded over a data-parallel mesh, parameters replicated.
     """
@@ -86,7 +95,33 @@ def measure(model_config, batch: int, steps: int, size: int, devices: int = 1):
         )
         loss.block_until_ready()
         times.append(time.perf_counter() - began)
-    return statistics.median(times), scratch
+    kernels = None
+    if trace is not None:
+        state = {"params": params, "opt_state": opt_state}
+
+        def one_step() -> jax.Array:
+            new = step(state["params"], state["opt_state"], latents, text, None, None, 0)
+            state["params"], state["opt_state"] = new[0], new[1]
+            return new[2]
+
+        kernels = device_kernels(record(one_step, Path(trace), count=3, warmup=1))
+    return statistics.median(times), scratch, kernels
+
+
+def report_kernels(line: dict, kernels: Counter, top: int = 12) -> None:
+    """Shares of the traced device time by kernel class, then the `top` kernels."""
+    from profile_events import kernel_classes
+
+    total = sum(kernels.values())
+    if not total:
+        print(json.dumps({**line, "what": "trace: no device kernels (CPU)", "value": 0}))
+        return
+    for label, microseconds in kernel_classes(kernels).most_common():
+        share = {**line, "what": f"device time share: {label}", "unit": "fraction"}
+        print(json.dumps({**share, "value": microseconds / total}))
+    for name, microseconds in kernels.most_common(top):
+        kernel = {**line, "what": "device time share of one kernel", "kernel": name[:160]}
+        print(json.dumps({**kernel, "value": microseconds / total, "unit": "fraction"}))
 
 
 def output_difference(model_config, other: str, size: int, batch: int = 8) -> dict[str, float]:
@@ -138,6 +173,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--devices", type=int, default=1, help="data-parallel GPUs")
     parser.add_argument("--peak-tflops", type=float, help="override the device's bf16 peak")
+    parser.add_argument("--trace", action="store_true", help="device-time breakdown (GPU)")
     parser.add_argument(
         "--attention",
         nargs="+",
@@ -184,8 +220,9 @@ def main() -> None:
                     "train_flops_per_image": flops,
                 }
                 try:
-                    seconds, scratch = measure(
-                        model_config, batch, options.steps, options.size, options.devices
+                    trace = tempfile.mkdtemp(prefix="xut-trace-") if options.trace else None
+                    seconds, scratch, kernels = measure(
+                        model_config, batch, options.steps, options.size, options.devices, trace
                     )
                 except Exception as error:  # out of memory at this batch: report and go on
                     message = f"batch {batch}, attention {attention}: {type(error).__name__}"
@@ -206,6 +243,8 @@ def main() -> None:
                 if scratch is not None:
                     memory = {**line, "what": "train step scratch memory"}
                     print(json.dumps({**memory, "value": scratch / 2**30, "unit": "GiB"}))
+                if kernels is not None:
+                    report_kernels(line, kernels)
                 if first is None:
                     first = (attention, images)
                 else:

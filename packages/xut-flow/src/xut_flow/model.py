@@ -182,7 +182,16 @@ class SwiGLU(nnx.Module):
         self.output = _linear(config.mlp_dim, config.model_dim, config, rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        gate, up = jnp.split(self.gate_up(x), 2, axis=-1)
+        # Two products with the two halves of the kernel rather than one product split in two:
+        # the gradient of a split is a concatenation of two (tokens, mlp_dim) tensors, 5.7% of
+        # the device time of an XUT-Small step on an H200 (benchmarks/xut_throughput.py --trace).
+        layer = self.gate_up
+        dtype = layer.dtype or x.dtype
+        kernel, bias = layer.kernel[...].astype(dtype), layer.bias[...].astype(dtype)
+        half = kernel.shape[1] // 2
+        x = x.astype(dtype)
+        gate = x @ kernel[:, :half] + bias[:half]
+        up = x @ kernel[:, half:] + bias[half:]
         return self.output(jax.nn.silu(gate) * up)
 
 
