@@ -8,11 +8,16 @@ Data: the real MNIST test set from --data (10,000 digits: the first 8,000 train,
 Reported per TREAD rate: steps done in the budget, held-out flow-matching loss (no routing, text
 kept, fixed noise), and for each CFG scale the Frechet distance between generated and held-out
 latents (in the autoencoder's latent space: NOT the standard Inception FID, which needs weights
-that do not ship offline). Noise: --noise-source (default "jax", the on-device path).
+that do not ship offline), and an image-space FID: generated latents and held-out latents are
+decoded by the autoencoder and compared on the penultimate features of a small CNN digit
+classifier trained here on the decoded training images and their labels (xut_flow.evaluate; the
+extractor is named in every line, it is not Inception). The floor line is the same FID between
+decoded training images (as many as --samples) and the decoded held-out images.
+Noise: --noise-source (default "jax", the on-device path).
 
     python benchmarks/xut_train_budget.py --tread-rates 0.0 --minutes 5     # H100, one run
     python benchmarks/xut_train_budget.py --tread-rates 0.5 --minutes 5
-    python benchmarks/xut_train_budget.py --quick                           # CPU, < 1 min
+    python benchmarks/xut_train_budget.py --quick                           # CPU, < 2 min
 """
 
 from __future__ import annotations
@@ -27,24 +32,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tsu_core.frechet import sample_frechet_distance
+from xut_flow.autoencoder import decode_in_batches
 from xut_flow.config import TrainConfig, preset
-from xut_flow.data import ShardDataset
+from xut_flow.data import ShardDataset, load_shard
+from xut_flow.evaluate import (
+    ClassifierConfig,
+    accuracy,
+    image_fid,
+    labels_from_keys,
+    load_classifier,
+    save_classifier,
+    train_classifier,
+)
 from xut_flow.sample import generate, save_grid
 from xut_flow.train import evaluate_loss, train
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def frechet_distance(first: np.ndarray, second: np.ndarray) -> float:
-    """||mu_1 - mu_2||^2 + tr(S_1 + S_2 - 2 (S_1 S_2)^(1/2)) of two sample sets (N, D)."""
-    from scipy import linalg
-
-    mean_first, mean_second = first.mean(0), second.mean(0)
-    cov_first, cov_second = np.cov(first, rowvar=False), np.cov(second, rowvar=False)
-    root = linalg.sqrtm(cov_first @ cov_second)
-    root = root.real if np.iscomplexobj(root) else root
-    difference = mean_first - mean_second
-    return float(difference @ difference + np.trace(cov_first + cov_second - 2 * root))
 
 
 def main() -> None:
@@ -62,6 +66,12 @@ def main() -> None:
     parser.add_argument("--sample-steps", type=int, default=30)
     parser.add_argument("--noise-source", default="jax", choices=["jax", "tsu"])
     parser.add_argument("--text-encoder", default="auto", choices=["auto", "minilm", "random"])
+    parser.add_argument(
+        "--classifier-steps",
+        type=int,
+        default=ClassifierConfig().steps,
+        help="Adam steps of the FID feature-extractor classifier",
+    )
     options = parser.parse_args()
     source = f"mnist:{Path(options.data) / 'mnist'}"
     autoencoder_steps, held_out = 2000, 2000
@@ -70,7 +80,7 @@ def main() -> None:
         options.preset, options.minutes, options.batch_size = "tiny", 0.15, 32
         options.samples, options.sample_steps, options.cfg_scales = 64, 4, [1.0, 3.0]
         options.work = str(Path(options.work).with_name("xut_digits_quick"))
-        options.schedule_steps = 200
+        options.schedule_steps, options.classifier_steps = 200, 300
     encoder = options.text_encoder
     if encoder == "auto":
         try:
@@ -102,6 +112,31 @@ def main() -> None:
     )
     device = getattr(jax.devices()[0], "device_kind", str(jax.devices()[0]))
     channels, height, width = meta["latent_shape"]
+    classifier, train_images, held_images = _image_extractor(
+        work, autoencoder, options.classifier_steps, len(meta["class_names"])
+    )
+    held_labels = _labels(sorted(work.glob("heldout-*.npz")))
+    floor_reference = train_images[: options.samples]
+    floor = image_fid(floor_reference, held_images, classifier)
+    print(
+        json.dumps(
+            {
+                "what": "FID floor (images, package classifier features): "
+                "decoded train vs decoded held-out",
+                "config": {
+                    "data": f"{source} ({meta['train']} train / {meta['held_out']} held out)",
+                    "extractor": floor["extractor"],
+                    "extractor_held_out_accuracy": accuracy(classifier, held_images, held_labels),
+                    "num_generated": floor["num_generated"],
+                    "num_reference": floor["num_reference"],
+                },
+                "device": device,
+                "value": floor["fid"],
+                "unit": "FID (classifier features, not Inception)",
+            }
+        ),
+        flush=True,
+    )
     for rate in options.tread_rates:
         model_config = preset(
             options.preset, text_dim=meta["text_dim"], latent_channels=channels, tread_rate=rate
@@ -149,12 +184,12 @@ def main() -> None:
                 seed=7,
                 noise_source=options.noise_source,
             )
-            distance = frechet_distance(
+            distance = sample_frechet_distance(
                 np.asarray(latents).reshape(len(latents), -1),
                 held_latents.reshape(len(held_latents), -1),
             )
-            images = np.asarray(autoencoder.decode(latents[:64]))
-            save_grid(images, run_dir / f"samples-cfg{scale}.png")
+            generated_images = decode_in_batches(autoencoder, np.asarray(latents))
+            save_grid(generated_images[:64], run_dir / f"samples-cfg{scale}.png")
             sweep = {
                 **described,
                 "cfg_scale": scale,
@@ -173,7 +208,57 @@ def main() -> None:
                 ),
                 flush=True,
             )
+            fid = image_fid(generated_images, held_images, classifier)
+            print(
+                json.dumps(
+                    {
+                        "what": "FID (images, package classifier features)",
+                        "config": {
+                            **sweep,
+                            "extractor": fid["extractor"],
+                            "num_generated": fid["num_generated"],
+                            "num_reference": fid["num_reference"],
+                            "reference": "held-out latents decoded by the autoencoder",
+                        },
+                        "device": device,
+                        "value": fid["fid"],
+                        "unit": "FID (classifier features, not Inception)",
+                    }
+                ),
+                flush=True,
+            )
         print(f"run directory: {run_dir}", file=sys.stderr)
+
+
+def _labels(paths: list[Path]) -> np.ndarray:
+    return np.concatenate([labels_from_keys(load_shard(path).keys) for path in paths])
+
+
+def _decoded(autoencoder, paths: list[Path]) -> np.ndarray:
+    """Images (N, H, W, C) of the shards' latents (N, C, h, w), decoded by the autoencoder."""
+    latents = np.concatenate([load_shard(path).latents for path in paths])
+    return decode_in_batches(autoencoder, latents.transpose(0, 2, 3, 1))
+
+
+def _image_extractor(work: Path, autoencoder, steps: int, num_classes: int):
+    """The FID classifier (trained on decoded training images and their labels, cached in WORK),
+    decoded training images and decoded held-out images."""
+    train_paths = sorted(work.glob("train-*.npz"))
+    train_images = _decoded(autoencoder, train_paths)
+    held_images = _decoded(autoencoder, sorted(work.glob("heldout-*.npz")))
+    path = work / f"classifier-{steps}steps.safetensors"
+    if path.exists():
+        classifier = load_classifier(path)
+    else:
+        classifier = train_classifier(
+            train_images,
+            _labels(train_paths),
+            ClassifierConfig(steps=steps),
+            num_classes=num_classes,
+            progress=False,
+        )
+        save_classifier(classifier, path)
+    return classifier, train_images, held_images
 
 
 def _take(dataset: ShardDataset, count: int):

@@ -6,7 +6,7 @@ images: $\|\mu_1 - \mu_2\|^2 + \operatorname{Tr}(\Sigma_1 + \Sigma_2 - 2(\Sigma_
 are the penultimate layer of a small classifier trained by this package on the same domain
 (`train_classifier`), registered with torch-fidelity as `bitflip-dtm-classifier`. With
 torch-fidelity installed (`pip install bitflip-dtm[fid]`) the distance is computed by it; without
-it, by `frechet_distance` here. A local Inception weights file gives the standard FID.
+it, by `tsu_core.frechet`. A local Inception weights file gives the standard FID.
 
 Per-step diagnostics (`step_diagnostics`): the mean energy of the reverse-step samples, the
 integrated autocorrelation time of the chains' energy, and the bit error of the model's
@@ -28,6 +28,7 @@ from torch import nn
 import tsu_core
 from bitflip_dtm._arrays import to_torch
 from bitflip_dtm.model import DTM
+from tsu_core.frechet import sample_frechet_distance
 
 log = logging.getLogger(__name__)
 
@@ -119,40 +120,12 @@ def extract_features(model: Classifier, images: torch.Tensor, batch_size: int = 
     return torch.cat(parts).numpy()
 
 
-def _sqrtm_psd(matrix: np.ndarray) -> np.ndarray:
-    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
-    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
-
-
-def frechet_distance(
-    mean_1: np.ndarray, covariance_1: np.ndarray, mean_2: np.ndarray, covariance_2: np.ndarray
-) -> float:
-    r"""$\|\mu_1-\mu_2\|^2 + \operatorname{Tr}(\Sigma_1 + \Sigma_2 - 2 (\Sigma_1^{1/2} \Sigma_2
-    \Sigma_1^{1/2})^{1/2})$, the Fréchet distance of two Gaussians (symmetric square roots)."""
-    root_1 = _sqrtm_psd(covariance_1)
-    cross = _sqrtm_psd(root_1 @ covariance_2 @ root_1)
-    difference = mean_1 - mean_2
-    return float(
-        difference @ difference
-        + np.trace(covariance_1)
-        + np.trace(covariance_2)
-        - 2 * np.trace(cross)
-    )
-
-
-def fid_from_features(features_1: np.ndarray, features_2: np.ndarray) -> float:
-    return frechet_distance(
-        features_1.mean(0), np.cov(features_1, rowvar=False),
-        features_2.mean(0), np.cov(features_2, rowvar=False),
-    )  # fmt: skip
-
-
 def _torch_fidelity() -> Any | None:
     try:
         import torch_fidelity
     except Exception as error:  # a torchvision built for another torch fails at import
         log.info(
-            "torch-fidelity unavailable (%s); using bitflip_dtm.evaluate.frechet_distance", error
+            "torch-fidelity unavailable (%s); using tsu_core.frechet.sample_frechet_distance", error
         )
         return None
     return torch_fidelity
@@ -253,11 +226,11 @@ def fid(
         classifier = load_classifier(classifier_path)
         quantised_generated = _UInt8Images(generated).images.float() / 255
         quantised_reference = _UInt8Images(reference).images.float() / 255
-        value = fid_from_features(
+        value = sample_frechet_distance(
             extract_features(classifier, quantised_generated),
             extract_features(classifier, quantised_reference),
         )
-        implementation = "bitflip_dtm.evaluate.frechet_distance"
+        implementation = "tsu_core.frechet.sample_frechet_distance"
     return {"fid": value, "extractor": extractor, "implementation": implementation, **counts}
 
 

@@ -6,6 +6,14 @@ rectified-flow objective, `train` the checkpointed data-parallel loop, `generate
 
 from xut_flow.config import PRESETS, ModelConfig, TrainConfig, preset
 from xut_flow.data import Shard, ShardDataset, load_shard, save_shard, synthetic_shard
+from xut_flow.evaluate import (
+    ClassifierConfig,
+    ImageClassifier,
+    image_fid,
+    load_classifier,
+    save_classifier,
+    train_classifier,
+)
 from xut_flow.flow import flow_loss, interpolate, logit_normal, velocity_target
 from xut_flow.model import XUT, forward_flops, parameter_count
 from xut_flow.sample import generate, guided_velocity, integrate, save_grid
@@ -14,6 +22,12 @@ from xut_flow.train import TrainResult, train
 __version__ = "0.1.0"
 
 __all__ = [
+    "train_classifier",
+    "save_classifier",
+    "load_classifier",
+    "image_fid",
+    "ImageClassifier",
+    "ClassifierConfig",
     "PRESETS",
     "XUT",
     "ModelConfig",

@@ -105,6 +105,16 @@ def encode_in_batches(model: AutoEncoder, images: np.ndarray, batch_size: int = 
     return np.concatenate(parts)
 
 
+def decode_in_batches(model: AutoEncoder, latents: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Images (N, H, W, C) in [-1, 1] of latents (N, h, w, 4)."""
+    decode = jax.jit(lambda batch: model.decode(batch))
+    parts = [
+        np.asarray(decode(jnp.asarray(latents[i : i + batch_size], jnp.float32)))
+        for i in range(0, len(latents), batch_size)
+    ]
+    return np.concatenate(parts)
+
+
 def save_autoencoder(model: AutoEncoder, path: str | Path) -> Path:
     """Weights as safetensors (flat names), with the channel count in the metadata; atomic."""
     from safetensors.numpy import save_file
