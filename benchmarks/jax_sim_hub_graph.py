@@ -5,7 +5,7 @@
 6 sweeps per call with the noisy bits clamped (one reverse step of sampling). In one process:
 the node-major neighbour lists as the backend builds them (`UNROLL_SLOTS` = 32: every block has
 a node of more than 32 slots, so its nodes of more than 8 are summed by a reduction), with
-`UNROLL_SLOTS` = 64 (the visible bits by unrolled gathers: on the CPU 1.5x faster calls, 9x
+`UNROLL_SLOTS` = 64 (the visible bits by unrolled gathers: on the CPU 1.8x faster calls, 12x
 longer compiles), and, with `--dense`, the dense layout (a 49,664^2 matrix built on every call,
 about 10 GB on the GPU). JSON lines: compile seconds, milliseconds per call and updates per ns.
 
