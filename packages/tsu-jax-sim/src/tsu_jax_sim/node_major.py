@@ -39,6 +39,11 @@ LANES = {"neighbours": 4, "dense": 2}  # chains per packed word (one threefry ca
 # instead, so neither the compiled program nor the padding grows with a hub's degree.
 UNROLL_SLOTS = 32
 NARROW_SLOTS = 8
+# How those nodes' slots are summed: "contract", an einsum over the slots (a batched
+# matrix-vector product; on the CPU 3.5x faster than the alternative), or "fused", a multiply
+# and a sum that XLA can fuse with the gather into one reduction (not yet measured on a GPU:
+# benchmarks/jax_sim_hub_graph.py --hub-sum compares them).
+HUB_SUM = "contract"
 _BFLOAT16_ONE = 0x3F80  # bfloat16 +1.0; -1.0 adds the sign bit (1 << 15)
 
 
@@ -315,9 +320,12 @@ def _reduced_fields(
     gathered = source[rows]
     down = (gathered[..., None] >> jnp.arange(lanes, dtype=jnp.uint8)) & 1
     signs = 1.0 - 2.0 * down.astype(jnp.float32)  # (D, |tier|, words, L)
-    # A contraction over the slots (a batched matrix-vector product): 3.5x faster on the CPU
-    # than a multiply-and-sum of the same arrays.
-    fields = jnp.einsum("dbwl,db->bwl", signs, weights[..., 0], precision=jax.lax.Precision.HIGHEST)
+    if HUB_SUM == "fused":
+        fields = (signs * weights[..., None]).sum(0)
+    else:
+        fields = jnp.einsum(
+            "dbwl,db->bwl", signs, weights[..., 0], precision=jax.lax.Precision.HIGHEST
+        )
     return [fields[..., lane] + bias for lane in range(lanes)]
 
 
