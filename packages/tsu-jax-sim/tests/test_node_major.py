@@ -163,7 +163,7 @@ def test_hubs_come_first_and_sum_by_reduction(
     layout = make_layout(topology, "neighbours")
     plan = NodeMajorSweep(layout)
     assert [block[0] for block in plan.blocks] == [12, 13]
-    assert [[unrolled for *_, unrolled in tiers] for tiers in plan.tiers] == [[False, True]] * 2
+    assert [[tier.unrolled for tier in tiers] for tiers in plan.tiers] == [[False, True]] * 2
     states = np.where(np.random.default_rng(0).random((9, 14)) < 0.5, 1.0, -1.0)
     weights, biases = jnp.asarray(parameters.weights), jnp.asarray(parameters.biases)
     prepared = plan.prepare(weights, biases)

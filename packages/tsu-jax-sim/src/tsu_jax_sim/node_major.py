@@ -26,7 +26,7 @@ with other random numbers; the counters do not depend on how chains are split ov
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -56,6 +56,19 @@ def applies(layout: Any, num_replicas: int) -> bool:
         and layout.topology.is_spin
         and not layout.sequential
     )
+
+
+class Tier(NamedTuple):
+    """Nodes `first:stop` of a block (in `NodeMajorSweep.blocks` order) and their padded slots,
+    (D, stop - first) each: the source rows, edge ids and validity; summed by unrolled gathers
+    or by one reduction."""
+
+    first: int
+    stop: int
+    unrolled: bool
+    rows: np.ndarray
+    edges: np.ndarray
+    valid: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,24 +104,23 @@ class NodeMajorSweep:
             offsets[list(coupled)] = np.cumsum([0] + sizes[:-1]) if coupled else []
             starts.append(offsets)
         if layout.kind == "neighbours":
-            # Per block, its tiers: (first node, stop, unrolled); slot arrays (D, |tier|).
-            tiers, slots, edges, valid = [], [], [], []
+            # Per block, its tiers: consecutive ranges of its nodes, each summed one way.
+            tiers = []
             for index, block in enumerate(blocks):
                 hubs = int(wide[block].sum())
                 bounds = [(0, hubs, False), (hubs, block.size, True)]
-                tiers.append([bound for bound in bounds if bound[1] > bound[0]])
-                for first, stop, _ in tiers[-1]:
+                tiers.append([])
+                for first, stop, unrolled in bounds:
+                    if stop == first:
+                        continue
                     nodes = block[first:stop]
                     neighbours, present = layout.neighbours[nodes], layout.valid[nodes]
                     width = max(int(present.sum(1).max()), 1)
                     local = starts[index][owner[neighbours]] + position[neighbours]
-                    slots.append(np.where(present, local, 0)[:, :width].T.astype(np.int32))
-                    edges.append(layout.edge_ids[nodes][:, :width].T)
-                    valid.append(present[:, :width].T)
+                    rows = np.where(present, local, 0)[:, :width].T.astype(np.int32)
+                    edges = layout.edge_ids[nodes][:, :width].T
+                    tiers[-1].append(Tier(first, stop, unrolled, rows, edges, present[:, :width].T))
             object.__setattr__(self, "tiers", tiers)
-            object.__setattr__(self, "slots", slots)  # (D, |tier|) rows of the sources, per tier
-            object.__setattr__(self, "slot_edges", edges)
-            object.__setattr__(self, "slot_valid", valid)
         else:
             columns = [
                 np.concatenate([blocks[source] for source in coupled]) if coupled else None
@@ -181,10 +193,9 @@ class NodeMajorSweep:
         blocks = self.blocks
         prepared: dict[str, Any] = {"biases": [biases[block][:, None] for block in blocks]}
         if layout.kind == "neighbours":
-            prepared["slot_rows"] = [jnp.asarray(rows) for rows in self.slots]
             prepared["slot_weights"] = [
-                jnp.where(valid, weights[edges], 0.0)[..., None]
-                for edges, valid in zip(self.slot_edges, self.slot_valid, strict=True)
+                [jnp.where(tier.valid, weights[tier.edges], 0.0)[..., None] for tier in tiers]
+                for tiers in self.tiers
             ]
             return prepared
         dtype = jnp.bfloat16 if layout.precision == "bfloat16" else jnp.float32
@@ -227,17 +238,17 @@ class NodeMajorSweep:
                 )
             return self._split_lanes(product + bias)
         # Per tier, the fields of its nodes; the tiers are consecutive ranges of the block.
-        tiers = []
-        first_tier = sum(len(block_tiers) for block_tiers in self.tiers[:index])
-        for offset, (first, stop, unrolled) in enumerate(self.tiers[index]):
-            tier = first_tier + offset
-            rows = prepared["slot_rows"][tier]
-            weights = prepared["slot_weights"][tier]
-            gather = _unrolled_fields if unrolled else _reduced_fields
-            tiers.append(gather(source, rows, weights, bias[first:stop], self.lanes))
-        if len(tiers) == 1:
-            return tiers[0]
-        return [jnp.concatenate(lane, axis=0) for lane in zip(*tiers, strict=True)]
+        fields = [
+            (_unrolled_fields if tier.unrolled else _reduced_fields)(
+                source, tier.rows, weights, bias[tier.first : tier.stop], self.lanes
+            )
+            for tier, weights in zip(
+                self.tiers[index], prepared["slot_weights"][index], strict=True
+            )
+        ]
+        if len(fields) == 1:
+            return fields[0]
+        return [jnp.concatenate(lane, axis=0) for lane in zip(*fields, strict=True)]
 
     @property
     def _dense(self) -> bool:

@@ -8,9 +8,7 @@ flow sees unit-variance data. Weights are saved as safetensors, atomically.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from pathlib import Path
 
 import jax
@@ -20,15 +18,9 @@ import optax
 from flax import nnx
 from tqdm import tqdm
 
+from xut_flow.modules import assign, in_batches, load_module, save_module
+
 logger = logging.getLogger(__name__)
-
-
-def _assign(variable: nnx.Variable, value: jax.Array) -> None:
-    """Set a variable's value (flax >= 0.12 `set_value`, older `.value =`)."""
-    if hasattr(variable, "set_value"):
-        variable.set_value(value)
-    else:
-        variable.value = value
 
 
 class AutoEncoder(nnx.Module):
@@ -90,57 +82,26 @@ def train_autoencoder(
             bar.set_postfix(loss=f"{float(loss):.4f}")
     model = nnx.merge(graphdef, params, scale)
     sample = np.asarray(model.encode(jnp.asarray(images[: min(len(images), 2048)])))
-    _assign(model.latent_scale, jnp.asarray(float(sample.std()), jnp.float32))
+    assign(model.latent_scale, jnp.asarray(float(sample.std()), jnp.float32))
     logger.info("autoencoder: final loss %.4f, latent std %.3f", float(loss), float(sample.std()))
     return model
 
 
 def encode_in_batches(model: AutoEncoder, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Latents (N, h, w, 4) of images (N, H, W, C)."""
-    encode = jax.jit(lambda batch: model.encode(batch))
-    parts = [
-        np.asarray(encode(jnp.asarray(images[i : i + batch_size])))
-        for i in range(0, len(images), batch_size)
-    ]
-    return np.concatenate(parts)
+    return in_batches(lambda batch: model.encode(batch), images, batch_size)
 
 
 def decode_in_batches(model: AutoEncoder, latents: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Images (N, H, W, C) in [-1, 1] of latents (N, h, w, 4)."""
-    decode = jax.jit(lambda batch: model.decode(batch))
-    parts = [
-        np.asarray(decode(jnp.asarray(latents[i : i + batch_size], jnp.float32)))
-        for i in range(0, len(latents), batch_size)
-    ]
-    return np.concatenate(parts)
+    return in_batches(lambda batch: model.decode(batch), latents, batch_size)
 
 
 def save_autoencoder(model: AutoEncoder, path: str | Path) -> Path:
     """Weights as safetensors (flat names), with the channel count in the metadata; atomic."""
-    from safetensors.numpy import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    flat = {
-        ".".join(str(part) for part in key): np.asarray(value)
-        for key, value in nnx.to_flat_state(nnx.state(model))
-    }
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    save_file(flat, str(temporary), metadata={"channels": json.dumps(model.channels)})
-    os.replace(temporary, path)
-    return path
+    return save_module(model, path, {"channels": model.channels})
 
 
 def load_autoencoder(path: str | Path) -> AutoEncoder:
     """An autoencoder saved by `save_autoencoder`."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="numpy") as handle:
-        channels = json.loads(handle.metadata()["channels"])
-        tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (safe_open is not a dict)
-    model = AutoEncoder(channels, rngs=nnx.Rngs(0))
-    state = nnx.state(model)
-    for key, variable in nnx.to_flat_state(state):
-        _assign(variable, jnp.asarray(tensors[".".join(str(part) for part in key)]))
-    nnx.update(model, state)
-    return model
+    return load_module(path, lambda metadata: AutoEncoder(metadata["channels"], rngs=nnx.Rngs(0)))

@@ -11,9 +11,7 @@ The Fréchet distance of Gaussians fitted to the two feature sets is `tsu_core.f
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ from flax import nnx
 from tqdm import tqdm
 
 from tsu_core.frechet import sample_frechet_distance
-from xut_flow.autoencoder import _assign
+from xut_flow.modules import assign, in_batches, load_module, save_module
 
 logger = logging.getLogger(__name__)
 
@@ -148,26 +146,17 @@ def train_classifier(
             bar.set_postfix(loss=f"{float(loss):.4f}")
     model = nnx.merge(graphdef, params, rest)
     train_accuracy = accuracy(model, images, labels)
-    _assign(model.train_accuracy, jnp.asarray(train_accuracy, jnp.float32))
-    _assign(model.train_steps, jnp.asarray(config.steps, jnp.int32))
+    assign(model.train_accuracy, jnp.asarray(train_accuracy, jnp.float32))
+    assign(model.train_steps, jnp.asarray(config.steps, jnp.int32))
     logger.info("classifier: final loss %.4f, train accuracy %.4f", float(loss), train_accuracy)
     return model
-
-
-def _in_batches(function, images: np.ndarray, batch_size: int) -> np.ndarray:
-    compiled = jax.jit(function)
-    parts = [
-        np.asarray(compiled(jnp.asarray(images[start : start + batch_size], jnp.float32)))
-        for start in range(0, len(images), batch_size)
-    ]
-    return np.concatenate(parts)
 
 
 def accuracy(
     classifier: ImageClassifier, images: np.ndarray, labels: np.ndarray, batch_size: int = 512
 ) -> float:
     """Fraction of images (N, H, W, C) whose arg-max class equals labels (N,)."""
-    logits = _in_batches(lambda batch: classifier(batch), images, batch_size)
+    logits = in_batches(lambda batch: classifier(batch), images, batch_size)
     return float(np.mean(logits.argmax(-1) == np.asarray(labels)))
 
 
@@ -181,7 +170,7 @@ def extract_features(
             f"images: expected (N, {', '.join(map(str, classifier.image_shape))}) as the "
             f"classifier was trained on, got {images.shape}"
         )
-    return _in_batches(lambda batch: classifier.features(batch), images, batch_size).astype(
+    return in_batches(lambda batch: classifier.features(batch), images, batch_size).astype(
         np.float64
     )
 
@@ -219,39 +208,20 @@ def image_fid(
 
 def save_classifier(classifier: ImageClassifier, path: str | Path) -> Path:
     """Weights as safetensors (flat names) with the architecture in the metadata; atomic."""
-    from safetensors.numpy import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    flat = {
-        ".".join(str(part) for part in key): np.asarray(value)
-        for key, value in nnx.to_flat_state(nnx.state(classifier))
-    }
     architecture = {
         "image_shape": list(classifier.image_shape),
         "num_classes": classifier.num_classes,
         "width": classifier.width,
         "feature_dim": classifier.feature_dim,
     }
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    save_file(flat, str(temporary), metadata={"architecture": json.dumps(architecture)})
-    os.replace(temporary, path)
-    return path
+    return save_module(classifier, path, {"architecture": architecture})
 
 
 def load_classifier(path: str | Path) -> ImageClassifier:
     """A classifier saved by `save_classifier`."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="numpy") as handle:
-        architecture = json.loads(handle.metadata()["architecture"])
-        tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 (safe_open is not a dict)
-    classifier = ImageClassifier(**architecture, rngs=nnx.Rngs(0))
-    state = nnx.state(classifier)
-    for key, variable in nnx.to_flat_state(state):
-        _assign(variable, jnp.asarray(tensors[".".join(str(part) for part in key)]))
-    nnx.update(classifier, state)
-    return classifier
+    return load_module(
+        path, lambda metadata: ImageClassifier(**metadata["architecture"], rngs=nnx.Rngs(0))
+    )
 
 
 __all__ = [
