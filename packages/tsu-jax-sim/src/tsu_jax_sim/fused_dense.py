@@ -34,9 +34,8 @@ class Tiling(NamedTuple):
     rows: int = 64
     chains: int = 64
     depth: int = 64
-    warps: int = 4
+    warps: int = 8
     stages: int = 3
-    paired: bool = False  # one threefry call for both chains of a pair (see `_paired_kernel`)
 
     @property
     def row_multiple(self) -> int:
@@ -44,9 +43,10 @@ class Tiling(NamedTuple):
         return max(self.rows, self.depth)
 
 
-# 784 x 500 RBM, 1000 chains, H200: 15.4-15.9 us a sweep, of the tilings in
-# benchmarks/jax_sim_rbm_kernel.py the fastest (64 x 128 chains: 20.5 us; 128 x 128: 26.3 us).
-# `paired=True` is not yet measured on a GPU.
+# 784 x 500 RBM, 1000 chains, H200 (benchmarks/jax_sim_rbm_kernel.py, three runs): 8 warps
+# 14.2-14.8 us a sweep, 0.6-1.1 us less than 4 warps in each run; 64 x 128 chains 20-21 us,
+# 64 x 32 17-18 us; blocks held as int8 (converted in the kernel) 21 us; 4 pipeline stages
+# or contraction steps of 128 no faster.
 DEFAULT_TILING = Tiling()
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _PARITY = 0x1BD11BDA
@@ -74,9 +74,27 @@ def threefry2x32(
 
 
 def _kernel(
-    key_ref, beta_ref, matrix_ref, source_ref, bias_ref, free_ref, current_ref, out_ref, *, depth
+    key_ref,
+    beta_ref,
+    matrix_ref,
+    source_ref,
+    bias_ref,
+    free_ref,
+    current_ref,
+    out_ref,
+    *,
+    depth,
 ):
     rows, chains = out_ref.shape
+    total = tile_product(matrix_ref, source_ref, depth)
+    bits = tile_bits(key_ref, rows, chains)
+    out_ref[...] = _heat_bath(total, bits, beta_ref, bias_ref, free_ref, current_ref[...])
+
+
+def tile_product(matrix_ref: Any, source_ref: Any, depth: int) -> jax.Array:
+    """The tile's fields before the bias, float32 (rows, chains): its rows of the matrix times
+    all source spins, in bfloat16 steps of `depth` source nodes."""
+    rows, chains = matrix_ref.shape[0], source_ref.shape[1]
 
     def accumulate(step, total):
         start = pl.multiple_of(step * depth, depth)
@@ -85,13 +103,18 @@ def _kernel(
         return total + jnp.dot(left, right, preferred_element_type=jnp.float32)
 
     steps = matrix_ref.shape[1] // depth
-    total = jax.lax.fori_loop(0, steps, accumulate, jnp.zeros((rows, chains), jnp.float32))
-    node = pl.program_id(0) * rows + jax.lax.broadcasted_iota(jnp.int32, (rows, chains), 0)
-    chain = pl.program_id(1) * chains + jax.lax.broadcasted_iota(jnp.int32, (rows, chains), 1)
-    word = (chain // 2).astype(jnp.uint32)
-    bits0, bits1 = threefry2x32(key_ref[0], key_ref[1], node.astype(jnp.uint32), word)
-    bits = jnp.where(chain % 2 == 0, bits0, bits1)
-    out_ref[...] = _heat_bath(total, bits, beta_ref, bias_ref, free_ref, current_ref[...])
+    return jax.lax.fori_loop(0, steps, accumulate, jnp.zeros((rows, chains), jnp.float32))
+
+
+def tile_bits(key_ref: Any, rows: int, chains: int) -> jax.Array:
+    """uint32 random bits of the tile, those of `node_major._uniforms`: threefry at counter
+    (node, chain // 2), output word chain % 2. One call serves two chains: the calls run on a
+    (rows, chains / 2) array and their two words are interleaved along the chains."""
+    half = chains // 2
+    node = pl.program_id(0) * rows + jax.lax.broadcasted_iota(jnp.int32, (rows, half), 0)
+    pair = pl.program_id(1) * half + jax.lax.broadcasted_iota(jnp.int32, (rows, half), 1)
+    words = threefry2x32(key_ref[0], key_ref[1], node.astype(jnp.uint32), pair.astype(jnp.uint32))
+    return jnp.stack(words, axis=-1).reshape(rows, chains)
 
 
 def _heat_bath(total, bits, beta_ref, bias_ref, free_ref, current) -> jax.Array:
@@ -100,38 +123,6 @@ def _heat_bath(total, bits, beta_ref, bias_ref, free_ref, current) -> jax.Array:
     up = 1.0 / (1.0 + jnp.exp(-2.0 * beta_ref[0] * (total + bias_ref[...])))
     spin = jnp.where(uniform_from_bits(bits) >= up, -1.0, 1.0)
     return jnp.where(free_ref[...] > 0, spin, current.astype(jnp.float32)).astype(current.dtype)
-
-
-def _paired_kernel(
-    key_ref, beta_ref, matrix_ref, source_ref, bias_ref, free_ref, current_ref, out_ref, *, depth
-):
-    """`_kernel` with one threefry call per pair of chains: a tile's first half of columns
-    holds the even chains 2p of its pairs, the second half the odd chains 2p + 1 (the chain
-    order `FusedDenseSweep` keeps when `paired`), so output word 0 serves the first half and
-    word 1 the second, with the counters of `_kernel`, and no interleaving is needed."""
-    rows, chains = out_ref.shape
-    half = chains // 2
-
-    def accumulate(step, totals):
-        start = pl.multiple_of(step * depth, depth)
-        left = matrix_ref[:, pl.ds(start, depth)]
-        even = source_ref[pl.ds(start, depth), pl.ds(0, half)]
-        odd = source_ref[pl.ds(start, depth), pl.ds(half, half)]
-        return (
-            totals[0] + jnp.dot(left, even, preferred_element_type=jnp.float32),
-            totals[1] + jnp.dot(left, odd, preferred_element_type=jnp.float32),
-        )
-
-    steps = matrix_ref.shape[1] // depth
-    zeros = jnp.zeros((rows, half), jnp.float32)
-    totals = jax.lax.fori_loop(0, steps, accumulate, (zeros, zeros))
-    node = pl.program_id(0) * rows + jax.lax.broadcasted_iota(jnp.int32, (rows, half), 0)
-    word = pl.program_id(1) * half + jax.lax.broadcasted_iota(jnp.int32, (rows, half), 1)
-    words = threefry2x32(key_ref[0], key_ref[1], node.astype(jnp.uint32), word.astype(jnp.uint32))
-    for lane, (total, bits) in enumerate(zip(totals, words, strict=True)):
-        columns = pl.ds(lane * half, half)
-        current = current_ref[:, columns]
-        out_ref[:, columns] = _heat_bath(total, bits, beta_ref, bias_ref, free_ref, current)
 
 
 @partial(jax.jit, static_argnames=("tiling", "interpret"))
@@ -167,7 +158,7 @@ def update_block(
     tile = (tiling.rows, tiling.chains)
     whole = lambda i, j: (0,)  # noqa: E731
     return pl.pallas_call(
-        partial(_paired_kernel if tiling.paired else _kernel, depth=tiling.depth),
+        partial(_kernel, depth=tiling.depth),
         out_shape=jax.ShapeDtypeStruct((rows, chains), current.dtype),
         grid=(rows // tiling.rows, chains // tiling.chains),
         in_specs=[
@@ -213,39 +204,15 @@ class FusedDenseSweep(NodeMajorSweep):
     def width(self, rows: int) -> int:
         return pad_to(rows, self.tiling.chains) // self.lanes
 
-    def chain_order(self, rows: int) -> np.ndarray | None:
-        """The chain held by each column of the padded blocks, or None for the natural order.
-        Paired tiles put the even chains of their pairs first, then the odd ones."""
-        if not self.tiling.paired:
-            return None
-        tile, half = self.tiling.chains, self.tiling.chains // 2
-        column = np.arange(self.width(rows) * self.lanes)
-        pair = column // tile * half + column % tile % half
-        return 2 * pair + column % tile // half
-
     def split(self, states: jax.Array) -> tuple[jax.Array, ...]:
-        rows = states.shape[0]
-        order = self.chain_order(rows)
-        if order is not None:  # pad with copies of the last chain, as the base class does
-            states = states[np.minimum(order, rows - 1)]
-        parts = super().split(states)
         return tuple(
             jnp.pad(part, ((0, rows - part.shape[0]), (0, 0)), constant_values=1.0)
-            for part, rows in zip(parts, self.padded_rows, strict=True)
+            for part, rows in zip(super().split(states), self.padded_rows, strict=True)
         )
 
     def join(self, parts: tuple[jax.Array, ...], rows: int) -> jax.Array:
         trimmed = tuple(part[: block.size] for part, block in zip(parts, self.blocks, strict=True))
-        order = self.chain_order(rows)
-        if order is None:
-            return super().join(trimmed, rows)
-        return super().join(trimmed, order.size)[np.argsort(order)[:rows]]
-
-    def energies(self, prepared: dict[str, Any], parts: tuple[jax.Array, ...], rows: int) -> Any:
-        order = self.chain_order(rows)
-        if order is None:
-            return super().energies(prepared, parts, rows)
-        return super().energies(prepared, parts, order.size)[np.argsort(order)[:rows]]
+        return super().join(trimmed, rows)
 
     def prepare(self, weights: jax.Array, biases: jax.Array) -> dict[str, Any]:
         prepared = super().prepare(weights, biases)
