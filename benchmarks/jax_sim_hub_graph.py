@@ -11,7 +11,6 @@ about 10 GB on the GPU). JSON lines: compile seconds, milliseconds per call and 
 
     python benchmarks/jax_sim_hub_graph.py            # GPU
     python benchmarks/jax_sim_hub_graph.py --dense    # GPU, also the dense layout
-    python benchmarks/jax_sim_hub_graph.py --unroll 32 --hub-sum contract fused
 """
 
 from __future__ import annotations
@@ -36,13 +35,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--unroll", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--dense", action="store_true")
-    parser.add_argument(
-        "--hub-sum",
-        nargs="+",
-        default=["contract"],
-        choices=["contract", "fused"],
-        help="ways of summing the hubs' slots (node_major.HUB_SUM), each with the first --unroll",
-    )
     arguments = parser.parse_args()
     graph = build_graph(preset("rgb64"))
     topology = graph.topology
@@ -53,19 +45,16 @@ def main() -> None:
     noisy = np.where(generator.random((arguments.chains, graph.noisy.size)) < 0.5, 1, -1)
     clamp = Clamp(graph.noisy, noisy)
     free_updates = arguments.chains * arguments.sweeps * (graph.num_bits + graph.num_latents)
-    variants = [("neighbours", unroll, arguments.hub_sum[0]) for unroll in arguments.unroll]
-    variants += [("neighbours", arguments.unroll[0], way) for way in arguments.hub_sum[1:]]
+    variants = [("neighbours", unroll) for unroll in arguments.unroll]
     if arguments.dense:
-        variants.append(("dense", None, None))
-    default, default_sum = node_major.UNROLL_SLOTS, node_major.HUB_SUM
-    for layout, unroll, hub_sum in variants:
+        variants.append(("dense", None))
+    default = node_major.UNROLL_SLOTS
+    for layout, unroll in variants:
         node_major.UNROLL_SLOTS = default if unroll is None else unroll
-        node_major.HUB_SUM = default_sum if hub_sum is None else hub_sum
         config = {
             "graph": "bitflip-dtm rgb64 reverse step",
             "layout": layout,
             "unroll_slots": unroll,
-            "hub_sum": hub_sum,
             "chains": arguments.chains,
             "sweeps": arguments.sweeps,
         }
@@ -93,7 +82,7 @@ def main() -> None:
         median = statistics.median(times)
         emit("call", config, median * 1e3, "ms")
         emit("free spin updates per ns", config, free_updates / median / 1e9, "updates/ns")
-    node_major.UNROLL_SLOTS, node_major.HUB_SUM = default, default_sum
+    node_major.UNROLL_SLOTS = default
 
 
 if __name__ == "__main__":

@@ -149,15 +149,10 @@ class _Mixture:
         self.energies = np.concatenate([first.energies, second.energies])
 
 
-@pytest.mark.parametrize("hub_sum", ["contract", "fused"])
-def test_hubs_come_first_and_sum_by_reduction(
-    hub_sum: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_hubs_come_first_and_sum_by_reduction() -> None:
     """The hub of each block leads it, in a tier of its own; the fields of both tiers equal
-    the fields of the chain-major layout, with either way of summing the hubs' slots."""
+    the fields of the chain-major layout."""
     import jax.numpy as jnp
-
-    monkeypatch.setattr(node_major, "HUB_SUM", hub_sum)
 
     topology, parameters = _hubs(8)
     layout = make_layout(topology, "neighbours")
