@@ -2,8 +2,10 @@
 
 For the DTM-like 64x64 graph (256 chains) and the 784 x 500 RBM (1000 chains, bfloat16):
 initial state, parameter preparation, packing (split), unpacking (join), energies, one sweep
-(each jitted on its own), whole calls of 1, 2 and 100 sweeps, and the host-side request
-validation (`SampleRequest.build`). Median of 10 after a warm-up; JSON lines in milliseconds.
+(each jitted on its own), whole calls of 1, 2 and 100 sweeps, the host-side request
+validation (`SampleRequest.build`), and how long a whole call keeps the host before it returns
+(the device may still be working) against how long until its result is ready. Median of 10
+after a warm-up; JSON lines in milliseconds.
 
     python benchmarks/jax_sim_call_costs.py            # GPU sizes
     python benchmarks/jax_sim_call_costs.py --quick    # small CPU sizes
@@ -36,6 +38,20 @@ def milliseconds(call: Callable[[], Any], repeats: int = 10) -> float:
         jax.block_until_ready(call())
         times.append(time.perf_counter() - start)
     return statistics.median(times) * 1e3
+
+
+def dispatch_milliseconds(call: Callable[[], Any], repeats: int = 10) -> tuple[float, float]:
+    """Median host time until `call` returns (the device may still be working), and until its
+    result is ready."""
+    jax.block_until_ready(call())
+    returned, ready = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = call()
+        returned.append(time.perf_counter() - start)
+        jax.block_until_ready(result)
+        ready.append(time.perf_counter() - start)
+    return statistics.median(returned) * 1e3, statistics.median(ready) * 1e3
 
 
 def costs(name: str, topology: Topology, chains: int, backend: JaxSimBackend) -> None:
@@ -84,6 +100,11 @@ def costs(name: str, topology: Topology, chains: int, backend: JaxSimBackend) ->
     config = {"graph": name, "nodes": topology.num_nodes, "chains": chains}
     for piece, call in pieces.items():
         emit("sample call cost", {**config, "piece": piece}, milliseconds(call), "ms")
+    for sweeps in (1, 100):
+        returned, ready = dispatch_milliseconds(pieces[f"whole call, {sweeps} sweeps"])
+        piece = f"whole call, {sweeps} sweeps"
+        emit("host time until the call returns", {**config, "piece": piece}, returned, "ms")
+        emit("time until its result is ready", {**config, "piece": piece}, ready, "ms")
 
 
 def main() -> None:

@@ -6,7 +6,8 @@
   to padded neighbour lists (gather).
 * rbm: 784 visible x 500 hidden, complete bipartite, 1000 chains; jax-sim's dense layout in
   float32 ("highest") and bfloat16 weights with float32 accumulation, and a plain PyTorch RBM
-  (`tsu_jax_sim.bench.torch_rbm_runner`) on the same device in both precisions.
+  (`tsu_jax_sim.bench.torch_rbm_runner`) on the same device in both precisions. `--unroll`
+  adds bfloat16 runs with other unroll depths (sweeps per loop iteration; default 8 on GPUs).
 
 jax-sim gets its parameters as device arrays (as a training loop holds them); thrml's are
 constants of its compiled model. Both time whole calls of `--sweeps` sweeps (median of 3).
@@ -165,6 +166,13 @@ def main() -> None:
     parser.add_argument("--sweeps", type=int, default=100)
     parser.add_argument("--no-thrml", action="store_true")
     parser.add_argument("--no-torch", action="store_true", help="skip the plain torch RBM")
+    parser.add_argument(
+        "--unroll",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also time the bfloat16 RBM with these sweeps unrolled per loop iteration",
+    )
     arguments = parser.parse_args()
     if arguments.quick:
         arguments.sides, arguments.sparse_chains = [8], 32
@@ -197,6 +205,8 @@ def main() -> None:
     }
     if isinstance(backends["bfloat16"].compile(topology).node_major, FusedDenseSweep):
         backends["bfloat16 unfused"] = JaxSimBackend(precision="bfloat16", fused=False)
+    for depth in arguments.unroll:
+        backends[f"bfloat16 unroll {depth}"] = JaxSimBackend(precision="bfloat16", unroll=depth)
     name = f"rbm {visible}x{hidden}"
     rates = run_case(name, topology, parameters, chains, arguments.sweeps, backends, thrml)
     if not arguments.no_torch:

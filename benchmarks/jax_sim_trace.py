@@ -1,5 +1,6 @@
 """Where the time of whole `sample` calls goes, from a profiler trace: host time before the
-first device kernel, device-busy time, and the call's host duration.
+first device kernel, device-busy time, the call's host duration, and the longest host-side
+events before the first kernel (what the host does before the device can start).
 
 Traces 3 calls (after warm-up) of the 784 x 500 bfloat16 RBM (1000 chains) and the DTM-like
 64x64 graph (256 chains), 100 sweeps each, with `jax.profiler` (a Perfetto JSON trace, no
@@ -48,6 +49,33 @@ def summarise(events: list[dict[str, Any]]) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in rows.items() if values}
 
 
+def host_spans(events: list[dict[str, Any]], count: int = 12) -> list[tuple[str, float]]:
+    """The longest host events that begin in a traced call before its first device event
+    (nested events each count: a parent spans its children), median over the calls."""
+    device = device_events(events)
+    device_ids = {event["pid"] for event in device}
+    calls = sorted(
+        (event for event in events if event.get("name") == CALL_MARK), key=lambda e: e["ts"]
+    )
+    per_name: dict[str, list[float]] = {}
+    for call in calls:
+        start, end = call["ts"], call["ts"] + call["dur"]
+        first = min((e["ts"] for e in device if start <= e["ts"] < end), default=end)
+        seen: dict[str, float] = {}
+        for event in events:
+            if (
+                event.get("ph") == "X"
+                and event["pid"] not in device_ids
+                and start <= event["ts"] < first
+                and event.get("name") != CALL_MARK
+            ):
+                seen[event["name"]] = seen.get(event["name"], 0.0) + event["dur"]
+        for name, microseconds in seen.items():
+            per_name.setdefault(name, []).append(microseconds)
+    medians = {name: statistics.median(values) for name, values in per_name.items()}
+    return sorted(medians.items(), key=lambda item: -item[1])[:count]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -82,10 +110,12 @@ def main() -> None:
             ).final_state
 
         folder = root / name.replace(" ", "-")
-        summary = summarise(record(call, folder))
+        events = record(call, folder)
         config = {"graph": name, "chains": chains, "sweeps": sweeps, "layout": program.layout_kind}
-        for piece, microseconds in summary.items():
+        for piece, microseconds in summarise(events).items():
             emit("sample call trace", {**config, "piece": piece}, microseconds, "us")
+        for span, microseconds in host_spans(events):
+            emit("host span before the first kernel", {**config, "span": span}, microseconds, "us")
 
 
 if __name__ == "__main__":
