@@ -31,13 +31,19 @@ from tsu_jax_sim.bench import emit
 
 def summarise(events: list[dict[str, Any]]) -> dict[str, float]:
     """Medians over the traced calls: host duration, host time to the first device event,
-    device-busy time (sum of device event durations up to the next call)."""
+    device-busy time (sum of device event durations up to the next call), and the number of
+    device events (kernels and copies) in a call."""
     spans = [event for event in events if event.get("ph") == "X"]
     device = device_events(events)
     calls = sorted(
         (event for event in spans if event.get("name") == CALL_MARK), key=lambda e: e["ts"]
     )
-    rows: dict[str, list[float]] = {"call (host)": [], "to first kernel": [], "device busy": []}
+    rows: dict[str, list[float]] = {
+        "call (host)": [],
+        "to first kernel": [],
+        "device busy": [],
+        "device events": [],
+    }
     for index, call in enumerate(calls):
         start = call["ts"]
         end = calls[index + 1]["ts"] if index + 1 < len(calls) else float("inf")
@@ -46,6 +52,7 @@ def summarise(events: list[dict[str, Any]]) -> dict[str, float]:
         if inside:
             rows["to first kernel"].append(inside[0]["ts"] - start)
             rows["device busy"].append(sum(event["dur"] for event in inside))
+            rows["device events"].append(len(inside))
     return {name: statistics.median(values) for name, values in rows.items() if values}
 
 
@@ -113,7 +120,8 @@ def main() -> None:
         events = record(call, folder)
         config = {"graph": name, "chains": chains, "sweeps": sweeps, "layout": program.layout_kind}
         for piece, microseconds in summarise(events).items():
-            emit("sample call trace", {**config, "piece": piece}, microseconds, "us")
+            unit = "events" if piece == "device events" else "us"
+            emit("sample call trace", {**config, "piece": piece}, microseconds, unit)
         for span, microseconds in host_spans(events):
             emit("host span before the first kernel", {**config, "span": span}, microseconds, "us")
 
