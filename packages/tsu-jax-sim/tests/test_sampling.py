@@ -247,15 +247,30 @@ def test_primitives_are_deterministic_per_key() -> None:
     assert np.asarray(backend.gaussian((4, 5), key=1)).shape == (4, 5)
 
 
-def test_unrolled_loops_give_the_same_samples() -> None:
-    """The accelerator path (static scans unrolled) runs the same sweeps with the same keys."""
-    topology, parameters = random_spin_model(seed=4, num_nodes=8)
+@pytest.mark.parametrize("model", ["sparse highest", "rbm bfloat16"])
+def test_unrolled_loops_give_the_same_samples(model: str) -> None:
+    """The accelerator path (static scans unrolled) runs the same sweeps with the same keys;
+    in bfloat16 too (whose products once crashed XLA's CPU runtime when unrolled)."""
+    if model == "rbm bfloat16":
+        topology = Topology.bipartite(6, 4)
+        generator = np.random.default_rng(4)
+        parameters = Parameters(
+            generator.normal(0, 0.4, topology.num_edges),
+            generator.normal(0, 0.3, topology.num_nodes),
+        )
+    else:
+        topology, parameters = random_spin_model(seed=4, num_nodes=8)
+    precision = model.split()[1]
     options = dict(key=3, num_chains=16, num_samples=3, burn_in=5, thinning=3, schedule=0.8)
-    plain = JaxSimBackend(unroll=1).compile(topology)
-    unrolled = JaxSimBackend(unroll=2).compile(topology)
-    first, second = plain.sample(parameters, **options), unrolled.sample(parameters, **options)
-    assert np.array_equal(np.asarray(first.states), np.asarray(second.states))
-    assert np.allclose(np.asarray(first.energies), np.asarray(second.energies))
+    plain = JaxSimBackend(unroll=1, precision=precision).compile(topology)
+    unrolled = JaxSimBackend(unroll=2, precision=precision).compile(topology)
+    # one recorded sample: its energies' products run outside any loop (the CPU crash)
+    single = dict(key=3, num_chains=16, num_samples=1, burn_in=9, schedule=0.8)
+    for request in (options, single):
+        first = plain.sample(parameters, **request)
+        second = unrolled.sample(parameters, **request)
+        assert np.array_equal(np.asarray(first.states), np.asarray(second.states))
+        assert np.allclose(np.asarray(first.energies), np.asarray(second.energies))
     moments_plain = plain.moments(parameters, **options)
     moments_unrolled = unrolled.moments(parameters, **options)
     assert np.allclose(np.asarray(moments_plain.edges), np.asarray(moments_unrolled.edges))

@@ -181,9 +181,7 @@ class SpinLayout:
     # -- fields ----------------------------------------------------------------------------------
     def _matmul(self, spins: jax.Array, matrix: jax.Array) -> jax.Array:
         if self.precision == "bfloat16":
-            return jnp.matmul(
-                spins.astype(jnp.bfloat16), matrix, preferred_element_type=jnp.float32
-            )
+            return bfloat16_product(spins, matrix)
         return jnp.matmul(spins, matrix, precision=jax.lax.Precision.HIGHEST)
 
     def block_fields(self, prepared: dict[str, Any], spins: jax.Array, index: int) -> jax.Array:
@@ -322,3 +320,20 @@ def make_layout(topology: Topology, kind: str | None = None, precision: str = "h
     if chosen == "stencil" and choose_layout(topology) != "stencil":
         raise ValueError("layout: the stencil needs a lattice_2d topology with even sides")
     return SpinLayout(topology, chosen, precision)
+
+
+def bfloat16_product(left: jax.Array, right: jax.Array) -> jax.Array:
+    """`left @ right` in the "bfloat16" precision: bfloat16 operands, float32 accumulation.
+
+    XLA's CPU runtime has no bfloat16 x bfloat16 -> float32 dot for the products it does not
+    rewrite (seen with jax 0.10.2: `UNIMPLEMENTED ... DotThunk` once sweeps were unrolled), so
+    on the CPU the bfloat16 operands are widened first: the same products, exact in float32."""
+    left, right = left.astype(jnp.bfloat16), right.astype(jnp.bfloat16)
+    return jax.lax.platform_dependent(
+        left,
+        right,
+        cpu=lambda a, b: jnp.matmul(
+            a.astype(jnp.float32), b.astype(jnp.float32), precision=jax.lax.Precision.HIGHEST
+        ),
+        default=lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32),
+    )

@@ -33,6 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend.random import threefry2x32_p
 
+from tsu_jax_sim.layouts import bfloat16_product
+
 LANES = {"neighbours": 4, "dense": 2}  # chains per packed word (one threefry call per 2)
 # A block whose nodes have at most UNROLL_SLOTS neighbour slots sums them by unrolled gathers
 # (one fused pass). In a wider block, nodes of more than NARROW_SLOTS slots take one reduction
@@ -226,7 +228,7 @@ class NodeMajorSweep:
         if self._dense:
             matrix = prepared["matrices"][index]
             if self.layout.precision == "bfloat16":
-                product = jnp.matmul(matrix, source, preferred_element_type=jnp.float32)
+                product = bfloat16_product(matrix, source)
             else:
                 product = jnp.matmul(
                     matrix, source.astype(jnp.float32), precision=jax.lax.Precision.HIGHEST
