@@ -11,6 +11,7 @@ about 10 GB on the GPU). JSON lines: compile seconds, milliseconds per call and 
 
     python benchmarks/jax_sim_hub_graph.py            # GPU
     python benchmarks/jax_sim_hub_graph.py --dense    # GPU, also the dense layout
+    python benchmarks/jax_sim_hub_graph.py --quick    # the tiny preset's graph, CPU
 """
 
 from __future__ import annotations
@@ -35,8 +36,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--unroll", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--dense", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="bitflip-dtm's tiny preset, 2 calls")
     arguments = parser.parse_args()
-    graph = build_graph(preset("rgb64"))
+    name = "tiny" if arguments.quick else "rgb64"
+    if arguments.quick:
+        arguments.repeats, arguments.unroll = 2, arguments.unroll[:1]
+    graph = build_graph(preset(name))
     topology = graph.topology
     generator = np.random.default_rng(0)
     parameters = Parameters(
@@ -52,7 +57,7 @@ def main() -> None:
     for layout, unroll in variants:
         node_major.UNROLL_SLOTS = default if unroll is None else unroll
         config = {
-            "graph": "bitflip-dtm rgb64 reverse step",
+            "graph": f"bitflip-dtm {name} reverse step",
             "layout": layout,
             "unroll_slots": unroll,
             "chains": arguments.chains,
