@@ -5,7 +5,9 @@ sweep (no random numbers: `sign(M S)`).
 Diagnostics run last, each the default tiling with one part of the kernel swapped while it
 traces (timing only, wrong samples): the threefry rounds replaced by one multiply-xor, the
 product left out, and both left out (what the launches and the heat bath cost). Differences
-between them place the time inside the kernel.
+between them place the time inside the kernel. Experiments (correct samples, not yet in the
+package) follow: the blocks held as int8, and the product computed with the states tile as
+the first operand of the matrix instruction.
 
 Each variant runs S and 4 S sweeps in one jitted `lax.scan` (unrolled 8 deep, as the backend
 does on GPUs); the per-sweep time is the slope, so the fixed cost of a call drops out. JSON lines.
@@ -91,6 +93,45 @@ DIAGNOSTICS = {  # name -> the module attributes swapped while the kernel traces
 }
 
 
+class Int8Blocks(FusedDenseSweep):
+    """Experiment: the blocks held as int8 between kernels (half the bytes of the states a
+    tile reads; the kernel converts them to bfloat16)."""
+
+    def split(self, states: jax.Array) -> tuple[jax.Array, ...]:
+        return tuple(part.astype(jnp.int8) for part in super().split(states))
+
+
+def states_as_a_operand(matrix_ref: Any, source_ref: Any, depth: int) -> Any:
+    """Experiment: the product as (S^T M^T)^T, so that the states tile (converted in registers
+    when it is int8) is the first operand, which Hopper's wgmma may take from registers."""
+    from jax.experimental import pallas as pl
+
+    rows, chains = matrix_ref.shape[0], source_ref.shape[1]
+
+    def accumulate(step: Any, total: Any) -> Any:
+        start = pl.multiple_of(step * depth, depth)
+        left = source_ref[pl.ds(start, depth), :].astype(jnp.bfloat16).T
+        right = matrix_ref[:, pl.ds(start, depth)].T
+        return total + jnp.dot(left, right, preferred_element_type=jnp.float32)
+
+    steps = matrix_ref.shape[1] // depth
+    zeros = jnp.zeros((chains, rows), jnp.float32)
+    return jax.lax.fori_loop(0, steps, accumulate, zeros).T
+
+
+EXPERIMENTS = {  # name -> (plan class, module attributes swapped while the kernel traces)
+    "int8 blocks": (Int8Blocks, {}),
+    "int8 blocks, states as the first operand": (
+        Int8Blocks,
+        {"tile_product": states_as_a_operand},
+    ),
+    "bfloat16 blocks, states as the first operand": (
+        FusedDenseSweep,
+        {"tile_product": states_as_a_operand},
+    ),
+}
+
+
 def patched(run: Any, swaps: dict[str, Any]) -> Any:
     """`run` with `fused_dense`'s attributes `swaps` replaced while it traces (the caller
     clears JAX's caches first, so the kernels are traced anew)."""
@@ -155,8 +196,13 @@ def main() -> None:
         runners[f"diagnostic: fused {tuple(tilings[0])}, {name}"] = patched(
             sweep_runner(plan, weights, biases, states), swaps
         )
+    for name, (kind, swaps) in EXPERIMENTS.items():
+        plan = kind(layout, interpret, tilings[0])
+        runners[f"experiment: fused {tuple(tilings[0])}, {name}"] = patched(
+            sweep_runner(plan, weights, biases, states), swaps
+        )
     for name, run in runners.items():
-        if name.startswith("diagnostic"):
+        if name.startswith(("diagnostic", "experiment")):
             jax.clear_caches()
         try:
             seconds = per_sweep_seconds(run, sweeps)
