@@ -24,6 +24,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import pallas as pl
 
 from tsu_core import Topology
 from tsu_jax_sim import fused_dense, node_major
@@ -104,8 +105,6 @@ class Int8Blocks(FusedDenseSweep):
 def states_as_a_operand(matrix_ref: Any, source_ref: Any, depth: int) -> Any:
     """Experiment: the product as (S^T M^T)^T, so that the states tile (converted in registers
     when it is int8) is the first operand, which Hopper's wgmma may take from registers."""
-    from jax.experimental import pallas as pl
-
     rows, chains = matrix_ref.shape[0], source_ref.shape[1]
 
     def accumulate(step: Any, total: Any) -> Any:

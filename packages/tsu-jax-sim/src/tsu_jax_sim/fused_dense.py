@@ -74,16 +74,7 @@ def threefry2x32(
 
 
 def _kernel(
-    key_ref,
-    beta_ref,
-    matrix_ref,
-    source_ref,
-    bias_ref,
-    free_ref,
-    current_ref,
-    out_ref,
-    *,
-    depth,
+    key_ref, beta_ref, matrix_ref, source_ref, bias_ref, free_ref, current_ref, out_ref, *, depth
 ):
     rows, chains = out_ref.shape
     total = tile_product(matrix_ref, source_ref, depth)
