@@ -80,7 +80,8 @@ def test_not_used_for_float32_or_metropolis() -> None:
 
 def test_tilings_give_the_same_sweeps() -> None:
     """Three sweeps of the plans themselves, same keys: the unfused node-major sweep, the fused
-    kernel at two tilings agree spin for spin, and so do their energies."""
+    kernel at two tilings and at a tiling per block agree spin for spin, and so do their
+    energies."""
     import jax
     import jax.numpy as jnp
 
@@ -112,6 +113,7 @@ def test_tilings_give_the_same_sweeps() -> None:
     for tiling in (
         Tiling(),
         Tiling(32, 128, 32),
+        (Tiling(64, 128, 32), Tiling(32, 64, 64)),  # (visible, hidden): paddings differ
     ):
         spins, energies = run(FusedDenseSweep(layout, interpret=True, tiling=tiling))
         assert spins.shape == (chains, 110)
@@ -119,3 +121,19 @@ def test_tilings_give_the_same_sweeps() -> None:
         assert np.allclose(energies, reference_energies, atol=1e-3), tiling
         clamped = np.arange(110) % 9 == 0
         assert np.array_equal(spins[:, clamped], np.asarray(states)[:, clamped])
+
+
+def test_one_tiling_per_block() -> None:
+    """A tiling per block pads each block to its own rows and to the depth of the block that
+    reads it, and chains to the widest chain tile; a wrong count of tilings is refused."""
+    import pytest
+
+    from tsu_jax_sim.fused_dense import Tiling
+    from tsu_jax_sim.layouts import make_layout
+
+    layout = make_layout(Topology.bipartite(70, 40), "dense", "bfloat16")
+    plan = FusedDenseSweep(layout, interpret=True, tiling=(Tiling(64, 128, 32), Tiling(32, 64, 64)))
+    assert plan.padded_rows == [128, 64]  # 70 -> max(64 rows, 64 hidden depth); 40 -> 32 x 2
+    assert plan.width(150) * plan.lanes == 256
+    with pytest.raises(ValueError, match="3 tilings for 2 blocks"):
+        FusedDenseSweep(layout, interpret=True, tiling=(Tiling(),) * 3)

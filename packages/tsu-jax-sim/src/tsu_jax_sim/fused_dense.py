@@ -9,12 +9,13 @@ a GPU. Here one Triton kernel (through `jax.experimental.pallas`) does both for 
 the same key gives the same uniforms), the heat-bath draw and the clamp.
 
 Arrays are padded once per call: rows of every block and chains to multiples of the tile
-(`Tiling`); padded rows of the matrices are zero, so padded spins never reach a
-real field, and padded rows are never updated (they are not free).
+(`Tiling`, one for all blocks or one per block); padded rows of the matrices are zero, so
+padded spins never reach a real field, and padded rows are never updated (they are not free).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -37,16 +38,12 @@ class Tiling(NamedTuple):
     warps: int = 8
     stages: int = 3
 
-    @property
-    def row_multiple(self) -> int:
-        """Blocks are padded to this many rows: each is updated in `rows` and read in `depth`."""
-        return max(self.rows, self.depth)
 
-
-# 784 x 500 RBM, 1000 chains, H200 (benchmarks/jax_sim_rbm_kernel.py, three runs): 8 warps
-# 14.2-14.8 us a sweep, 0.6-1.1 us less than 4 warps in each run; 64 x 128 chains 20-21 us,
-# 64 x 32 17-18 us; blocks held as int8 (converted in the kernel) 21 us; 4 pipeline stages
-# or contraction steps of 128 no faster.
+# 784 x 500 RBM, 1000 chains, H200 (benchmarks/jax_sim_rbm_kernel.py, seven runs): 8 warps
+# 13.8-15.2 us a sweep, 0.6-2.3 us less than 4 warps in each run; 64 x 128 chains 18-21 us,
+# 64 x 32 17-18 us; blocks held as int8 (converted in the kernel) 21-35 us; 4 pipeline stages
+# or contraction steps of 128 no faster; another tiling for the visible block (64 x 128,
+# 128 x 64, 32 x 128) 14.2-15.5 us against 13.8 in the same run.
 DEFAULT_TILING = Tiling()
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _PARITY = 0x1BD11BDA
@@ -76,10 +73,8 @@ def threefry2x32(
 def _kernel(
     key_ref, beta_ref, matrix_ref, source_ref, bias_ref, free_ref, current_ref, out_ref, *, depth
 ):
-    rows, chains = out_ref.shape
     total = tile_product(matrix_ref, source_ref, depth)
-    bits = tile_bits(key_ref, rows, chains)
-    out_ref[...] = _heat_bath(total, bits, beta_ref, bias_ref, free_ref, current_ref[...])
+    out_ref[...] = _heat_bath(key_ref, total, beta_ref, bias_ref, free_ref, current_ref[...])
 
 
 def tile_product(matrix_ref: Any, source_ref: Any, depth: int) -> jax.Array:
@@ -108,11 +103,16 @@ def tile_bits(key_ref: Any, rows: int, chains: int) -> jax.Array:
     return jnp.stack(words, axis=-1).reshape(rows, chains)
 
 
-def _heat_bath(total, bits, beta_ref, bias_ref, free_ref, current) -> jax.Array:
-    """New spins of a tile from its products `total` and random `bits`: down where the
-    uniform is at least sigmoid(2 beta (total + bias)); clamped rows keep `current`."""
+def tile_down(key_ref: Any, up: jax.Array) -> jax.Array:
+    """True where a spin of the (rows, chains) tile goes down: its uniform is at least `up`."""
+    return uniform_from_bits(tile_bits(key_ref, *up.shape)) >= up
+
+
+def _heat_bath(key_ref, total, beta_ref, bias_ref, free_ref, current) -> jax.Array:
+    """New spins of a tile from its products `total`: down where the uniform is at least
+    sigmoid(2 beta (total + bias)); clamped rows keep `current`."""
     up = 1.0 / (1.0 + jnp.exp(-2.0 * beta_ref[0] * (total + bias_ref[...])))
-    spin = jnp.where(uniform_from_bits(bits) >= up, -1.0, 1.0)
+    spin = jnp.where(tile_down(key_ref, up), -1.0, 1.0)
     return jnp.where(free_ref[...] > 0, spin, current.astype(jnp.float32)).astype(current.dtype)
 
 
@@ -132,8 +132,8 @@ def update_block(
     blocks' spins.
 
     Arguments:
-        matrix: (R, K) bfloat16 couplings to the source nodes (R, K multiples of
-            `tiling.row_multiple`).
+        matrix: (R, K) bfloat16 couplings to the source nodes (R a multiple of `tiling.rows`,
+            K of `tiling.depth`).
         source: (K, C) bfloat16 spins of the source nodes (C a multiple of `tiling.chains`).
         bias: (R, 1) float32; free: (R, 1) float32, 1 where the node may change.
         current: (R, C) bfloat16 spins of the block.
@@ -141,10 +141,10 @@ def update_block(
     """
     rows, depth = matrix.shape
     chains = source.shape[1]
-    if rows % tiling.row_multiple or depth % tiling.row_multiple or chains % tiling.chains:
+    if rows % tiling.rows or depth % tiling.depth or chains % tiling.chains:
         raise ValueError(
             f"fused dense update: shapes {matrix.shape} x {source.shape} are not padded to "
-            f"{tiling.row_multiple} rows / {tiling.chains} chains"
+            f"{tiling.rows} rows, {tiling.depth} source nodes and {tiling.chains} chains"
         )
     tile = (tiling.rows, tiling.chains)
     whole = lambda i, j: (0,)  # noqa: E731
@@ -184,16 +184,31 @@ class FusedDenseSweep(NodeMajorSweep):
     rows have zero fields and biases)."""
 
     def __init__(
-        self, layout: Any, interpret: bool = False, tiling: Tiling = DEFAULT_TILING
+        self,
+        layout: Any,
+        interpret: bool = False,
+        tiling: Tiling | Sequence[Tiling] = DEFAULT_TILING,
     ) -> None:
         super().__init__(layout)
+        tilings = (tiling,) * len(self.blocks) if isinstance(tiling, Tiling) else tuple(tiling)
+        if len(tilings) != len(self.blocks):
+            raise ValueError(f"{len(tilings)} tilings for {len(self.blocks)} blocks")
         object.__setattr__(self, "interpret", interpret)
-        object.__setattr__(self, "tiling", tiling)
-        padded = [pad_to(block.size, tiling.row_multiple) for block in self.blocks]
+        object.__setattr__(self, "tilings", tilings)
+        # A block is updated in its tiling's rows and read in the depth of each block it feeds.
+        padded = []
+        for index, block in enumerate(self.blocks):
+            readers = [
+                tilings[other].depth
+                for other, coupled in enumerate(self.sources)
+                if index in coupled
+            ]
+            padded.append(pad_to(block.size, max([tilings[index].rows, *readers])))
         object.__setattr__(self, "padded_rows", padded)
+        object.__setattr__(self, "chain_multiple", max(t.chains for t in tilings))
 
     def width(self, rows: int) -> int:
-        return pad_to(rows, self.tiling.chains) // self.lanes
+        return pad_to(rows, self.chain_multiple) // self.lanes
 
     def split(self, states: jax.Array) -> tuple[jax.Array, ...]:
         return tuple(
@@ -243,7 +258,7 @@ class FusedDenseSweep(NodeMajorSweep):
                 parts[index],
                 keys[index],
                 beta,
-                tiling=self.tiling,
+                tiling=self.tilings[index],
                 interpret=self.interpret,
             )
         return tuple(parts)
