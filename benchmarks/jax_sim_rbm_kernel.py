@@ -1,13 +1,15 @@
 """The RBM sweep alone: the fused Pallas block update (`tsu_jax_sim.fused_dense`) at several
-tilings vs the two-kernel node-major sweep, and a floor of two bfloat16 matrix products per
-sweep (no random numbers: `sign(M S)`).
+tilings (one for both blocks, or one per block) vs the two-kernel node-major sweep, and a floor
+of two bfloat16 matrix products per sweep (no random numbers: `sign(M S)`).
 
 Diagnostics run last, each the default tiling with one part of the kernel swapped while it
 traces (timing only, wrong samples): the threefry rounds replaced by one multiply-xor, the
 product left out, and both left out (what the launches and the heat bath cost). Differences
-between them place the time inside the kernel. Experiments (correct samples, not yet in the
-package) follow: the blocks held as int8, and the product computed with the states tile as
-the first operand of the matrix instruction.
+between them place the time inside the kernel. Experiments follow, variants kept out of the
+package because they measured no faster on an H200 (benchmarks/RESULTS.md): the product with
+the states tile as the matrix instruction's first operand (same samples); four draws per
+threefry call, 16-bit with exact ties (the decision of a 32-bit uniform, but other random
+numbers than the package's); both.
 
 Each variant runs S and 4 S sweeps in one jitted `lax.scan` (unrolled 8 deep, as the backend
 does on GPUs); the per-sweep time is the slope, so the fixed cost of a call drops out. JSON lines.
@@ -32,15 +34,17 @@ from tsu_jax_sim.bench import emit, time_call
 from tsu_jax_sim.fused_dense import FusedDenseSweep, Tiling
 from tsu_jax_sim.layouts import make_layout
 
-TILINGS = [
-    Tiling(64, 64, 64, 8, 3),  # the default
+DEFAULT = Tiling(64, 64, 64, 8, 3)
+TILINGS = [  # one tiling for both blocks, or (visible, hidden)
+    DEFAULT,
+    (Tiling(64, 128, 64, 8, 3), DEFAULT),
+    (Tiling(64, 128, 64, 4, 3), DEFAULT),
+    (Tiling(64, 128, 64, 8, 4), DEFAULT),
+    (Tiling(128, 64, 64, 8, 3), DEFAULT),
+    (Tiling(32, 128, 64, 4, 3), DEFAULT),
+    (Tiling(64, 128, 64, 8, 3), Tiling(64, 64, 64, 4, 3)),
     Tiling(64, 64, 64, 4, 3),
-    Tiling(64, 64, 128, 8, 3),
-    Tiling(64, 64, 64, 8, 4),
-    Tiling(64, 32, 64, 8, 3),
     Tiling(64, 128, 64, 8, 3),
-    Tiling(128, 64, 64, 8, 3),
-    Tiling(32, 64, 64, 4, 3),
 ]
 
 
@@ -94,14 +98,6 @@ DIAGNOSTICS = {  # name -> the module attributes swapped while the kernel traces
 }
 
 
-class Int8Blocks(FusedDenseSweep):
-    """Experiment: the blocks held as int8 between kernels (half the bytes of the states a
-    tile reads; the kernel converts them to bfloat16)."""
-
-    def split(self, states: jax.Array) -> tuple[jax.Array, ...]:
-        return tuple(part.astype(jnp.int8) for part in super().split(states))
-
-
 def states_as_a_operand(matrix_ref: Any, source_ref: Any, depth: int) -> Any:
     """Experiment: the product as (S^T M^T)^T, so that the states tile (converted in registers
     when it is int8) is the first operand, which Hopper's wgmma may take from registers."""
@@ -118,16 +114,44 @@ def states_as_a_operand(matrix_ref: Any, source_ref: Any, depth: int) -> Any:
     return jax.lax.fori_loop(0, steps, accumulate, zeros).T
 
 
-EXPERIMENTS = {  # name -> (plan class, module attributes swapped while the kernel traces)
-    "int8 blocks": (Int8Blocks, {}),
-    "int8 blocks, states as the first operand": (
-        Int8Blocks,
-        {"tile_product": states_as_a_operand},
-    ),
-    "bfloat16 blocks, states as the first operand": (
-        FusedDenseSweep,
-        {"tile_product": states_as_a_operand},
-    ),
+def down_16_bit(key_ref: Any, up: Any) -> Any:
+    """Experiment: four draws per threefry call. The top 16 bits of a 32-bit uniform U decide
+    U >= up unless they equal floor(up 2^16); only then (about 1 spin in 65,536, a tile in
+    16) a second threefry call gives U's low 16 bits: exactly a 32-bit uniform's decision.
+    Counter (node, chain // 4) of the (rows, chains) tile; the halves interleaved along it."""
+    rows, chains = up.shape
+    quarter = chains // 4
+    node = pl.program_id(0) * rows + jax.lax.broadcasted_iota(jnp.int32, (rows, quarter), 0)
+    group = pl.program_id(1) * quarter + jax.lax.broadcasted_iota(jnp.int32, (rows, quarter), 1)
+    node, group = node.astype(jnp.uint32), group.astype(jnp.uint32)
+
+    def halves(x0: Any, x1: Any) -> Any:
+        mask, shift = np.uint32(0xFFFF), np.uint32(16)
+        pairs = (
+            jnp.stack((x0 >> shift, x1 >> shift), axis=-1),
+            jnp.stack((x0 & mask, x1 & mask), axis=-1),
+        )
+        stacked = jnp.stack(pairs, axis=-1).reshape(rows, chains)  # Triton: 2-way stacks only
+        return stacked.astype(jnp.int32).astype(jnp.float32)
+
+    high = halves(*fused_dense.threefry2x32(key_ref[0], key_ref[1], node, group))
+    scaled = up * 65536.0
+    level = jnp.floor(scaled)
+    tie = high == level
+
+    def low_bits() -> Any:
+        marked = node | np.uint32(0x80000000)
+        return halves(*fused_dense.threefry2x32(key_ref[0], key_ref[1], marked, group))
+
+    any_tie = jnp.max(tie.astype(jnp.int32)) > 0
+    low = jax.lax.cond(any_tie, low_bits, lambda: jnp.zeros((rows, chains), jnp.float32))
+    return (high > level) | (tie & (low >= (scaled - level) * 65536.0))
+
+
+EXPERIMENTS = {  # name -> module attributes swapped while the kernel traces
+    "states as the first operand": {"tile_product": states_as_a_operand},
+    "16-bit draws, exact ties": {"tile_down": down_16_bit},
+    "both": {"tile_product": states_as_a_operand, "tile_down": down_16_bit},
 }
 
 
@@ -170,10 +194,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sweeps", type=int, default=200)
+    parser.add_argument(
+        "--tilings", type=int, default=len(TILINGS), help="time the first N tilings only"
+    )
     arguments = parser.parse_args()
     visible, hidden, chains = (64, 32, 128) if arguments.quick else (784, 500, 1000)
     sweeps = 4 if arguments.quick else arguments.sweeps
-    tilings = TILINGS[:2] if arguments.quick else TILINGS
+    tilings = TILINGS[: 2 if arguments.quick else max(arguments.tilings, 1)]
     topology = Topology.bipartite(visible, hidden)
     layout = make_layout(topology, "dense", "bfloat16")
     generator = np.random.default_rng(0)
@@ -183,7 +210,8 @@ def main() -> None:
     interpret = jax.devices()[0].platform == "cpu"
     variants = {"two kernels (XLA matmul + fused update)": node_major.NodeMajorSweep(layout)}
     for tiling in tilings:
-        variants[f"fused Pallas {tuple(tiling)}"] = FusedDenseSweep(layout, interpret, tiling)
+        name = tuple(tiling) if isinstance(tiling, Tiling) else tuple(map(tuple, tiling))
+        variants[f"fused Pallas {name}"] = FusedDenseSweep(layout, interpret, tiling)
     config = {"visible": visible, "hidden": hidden, "chains": chains, "sweeps": sweeps}
     updates = topology.num_nodes * chains
     runners = {name: sweep_runner(plan, weights, biases, states) for name, plan in variants.items()}
@@ -195,8 +223,8 @@ def main() -> None:
         runners[f"diagnostic: fused {tuple(tilings[0])}, {name}"] = patched(
             sweep_runner(plan, weights, biases, states), swaps
         )
-    for name, (kind, swaps) in EXPERIMENTS.items():
-        plan = kind(layout, interpret, tilings[0])
+    for name, swaps in EXPERIMENTS.items():
+        plan = FusedDenseSweep(layout, interpret, tilings[0])
         runners[f"experiment: fused {tuple(tilings[0])}, {name}"] = patched(
             sweep_runner(plan, weights, biases, states), swaps
         )

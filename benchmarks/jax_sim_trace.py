@@ -83,6 +83,23 @@ def host_spans(events: list[dict[str, Any]], count: int = 12) -> list[tuple[str,
     return sorted(medians.items(), key=lambda item: -item[1])[:count]
 
 
+def kernel_counts(events: list[dict[str, Any]], count: int = 25) -> list[tuple[str, float, float]]:
+    """The device events of one traced call by name: (name, events per call, microseconds per
+    call), most frequent first (each name's totals over the trace divided by the calls)."""
+    device = device_events(events)
+    calls = [event for event in events if event.get("name") == CALL_MARK]
+    first = min(event["ts"] for event in calls) if calls else 0.0
+    totals: dict[str, list[float]] = {}
+    for event in device:
+        if event["ts"] >= first:
+            entry = totals.setdefault(event.get("name", "?")[:120], [0.0, 0.0])
+            entry[0] += 1
+            entry[1] += event.get("dur", 0.0)
+    per_call = max(len(calls), 1)
+    rows = [(name, n / per_call, us / per_call) for name, (n, us) in totals.items()]
+    return sorted(rows, key=lambda row: -row[1])[:count]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -122,6 +139,13 @@ def main() -> None:
         for piece, microseconds in summarise(events).items():
             unit = "events" if piece == "device events" else "us"
             emit("sample call trace", {**config, "piece": piece}, microseconds, unit)
+        for kernel, number, microseconds in kernel_counts(events):
+            emit(
+                "device events per call by name",
+                {**config, "kernel": kernel, "events": number},
+                microseconds,
+                "us",
+            )
         for span, microseconds in host_spans(events):
             emit("host span before the first kernel", {**config, "span": span}, microseconds, "us")
 
