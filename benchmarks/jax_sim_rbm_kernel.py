@@ -5,16 +5,14 @@ of two bfloat16 matrix products per sweep (no random numbers: `sign(M S)`).
 Diagnostics run last, each the default tiling with one part of the kernel swapped while it
 traces (timing only, wrong samples): the threefry rounds replaced by one multiply-xor, the
 product left out, and both left out (what the launches and the heat bath cost). Differences
-between them place the time inside the kernel. Experiments follow, variants kept out of the
-package because they measured no faster on an H200 (benchmarks/RESULTS.md): the product with
-the states tile as the matrix instruction's first operand (same samples); four draws per
-threefry call, 16-bit with exact ties (the decision of a 32-bit uniform, but other random
-numbers than the package's); both.
+between them place the time inside the kernel. (Variants that were tried here and measured no
+faster are listed, with their figures and the commit that held them, in benchmarks/RESULTS.md.)
 
 Each variant runs S and 4 S sweeps in one jitted `lax.scan` (unrolled 8 deep, as the backend
 does on GPUs); the per-sweep time is the slope, so the fixed cost of a call drops out. JSON lines.
 
     python benchmarks/jax_sim_rbm_kernel.py                    # 784 x 500, 1000 chains (GPU)
+    python benchmarks/jax_sim_rbm_kernel.py --tilings 1 --rounds 5   # default tile, 5 rounds
     python benchmarks/jax_sim_rbm_kernel.py --quick            # small, CPU (interpreted kernel)
 """
 
@@ -26,7 +24,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import pallas as pl
 
 from tsu_core import Topology
 from tsu_jax_sim import fused_dense, node_major
@@ -72,7 +69,9 @@ def sweep_runner(plan: Any, weights: jax.Array, biases: jax.Array, states: jax.A
 
                 return jax.lax.scan(body, parts, keys, unroll=8)[0]
 
-            compiled[sweeps] = (loop, keys)
+            # Compiled ahead of time: later calls never trace again, so a kernel swapped in while
+            # this runner traced stays its own even after other runners swap theirs.
+            compiled[sweeps] = (loop.lower(prepared, parts, keys).compile(), keys)
         loop, keys = compiled[sweeps]
         return loop(prepared, parts, keys)
 
@@ -95,63 +94,6 @@ DIAGNOSTICS = {  # name -> the module attributes swapped while the kernel traces
         "tile_product": no_product,
         "threefry2x32": cheap_bits,
     },
-}
-
-
-def states_as_a_operand(matrix_ref: Any, source_ref: Any, depth: int) -> Any:
-    """Experiment: the product as (S^T M^T)^T, so that the states tile (converted in registers
-    when it is int8) is the first operand, which Hopper's wgmma may take from registers."""
-    rows, chains = matrix_ref.shape[0], source_ref.shape[1]
-
-    def accumulate(step: Any, total: Any) -> Any:
-        start = pl.multiple_of(step * depth, depth)
-        left = source_ref[pl.ds(start, depth), :].astype(jnp.bfloat16).T
-        right = matrix_ref[:, pl.ds(start, depth)].T
-        return total + jnp.dot(left, right, preferred_element_type=jnp.float32)
-
-    steps = matrix_ref.shape[1] // depth
-    zeros = jnp.zeros((chains, rows), jnp.float32)
-    return jax.lax.fori_loop(0, steps, accumulate, zeros).T
-
-
-def down_16_bit(key_ref: Any, up: Any) -> Any:
-    """Experiment: four draws per threefry call. The top 16 bits of a 32-bit uniform U decide
-    U >= up unless they equal floor(up 2^16); only then (about 1 spin in 65,536, a tile in
-    16) a second threefry call gives U's low 16 bits: exactly a 32-bit uniform's decision.
-    Counter (node, chain // 4) of the (rows, chains) tile; the halves interleaved along it."""
-    rows, chains = up.shape
-    quarter = chains // 4
-    node = pl.program_id(0) * rows + jax.lax.broadcasted_iota(jnp.int32, (rows, quarter), 0)
-    group = pl.program_id(1) * quarter + jax.lax.broadcasted_iota(jnp.int32, (rows, quarter), 1)
-    node, group = node.astype(jnp.uint32), group.astype(jnp.uint32)
-
-    def halves(x0: Any, x1: Any) -> Any:
-        mask, shift = np.uint32(0xFFFF), np.uint32(16)
-        pairs = (
-            jnp.stack((x0 >> shift, x1 >> shift), axis=-1),
-            jnp.stack((x0 & mask, x1 & mask), axis=-1),
-        )
-        stacked = jnp.stack(pairs, axis=-1).reshape(rows, chains)  # Triton: 2-way stacks only
-        return stacked.astype(jnp.int32).astype(jnp.float32)
-
-    high = halves(*fused_dense.threefry2x32(key_ref[0], key_ref[1], node, group))
-    scaled = up * 65536.0
-    level = jnp.floor(scaled)
-    tie = high == level
-
-    def low_bits() -> Any:
-        marked = node | np.uint32(0x80000000)
-        return halves(*fused_dense.threefry2x32(key_ref[0], key_ref[1], marked, group))
-
-    any_tie = jnp.max(tie.astype(jnp.int32)) > 0
-    low = jax.lax.cond(any_tie, low_bits, lambda: jnp.zeros((rows, chains), jnp.float32))
-    return (high > level) | (tie & (low >= (scaled - level) * 65536.0))
-
-
-EXPERIMENTS = {  # name -> module attributes swapped while the kernel traces
-    "states as the first operand": {"tile_product": states_as_a_operand},
-    "16-bit draws, exact ties": {"tile_down": down_16_bit},
-    "both": {"tile_product": states_as_a_operand, "tile_down": down_16_bit},
 }
 
 
@@ -197,6 +139,13 @@ def main() -> None:
     parser.add_argument(
         "--tilings", type=int, default=len(TILINGS), help="time the first N tilings only"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="time every variant this many times, round robin (the GPU's clock drifts between "
+        "variants timed one after another); report each round and the median",
+    )
     arguments = parser.parse_args()
     visible, hidden, chains = (64, 32, 128) if arguments.quick else (784, 500, 1000)
     sweeps = 4 if arguments.quick else arguments.sweeps
@@ -223,26 +172,27 @@ def main() -> None:
         runners[f"diagnostic: fused {tuple(tilings[0])}, {name}"] = patched(
             sweep_runner(plan, weights, biases, states), swaps
         )
-    for name, swaps in EXPERIMENTS.items():
-        plan = FusedDenseSweep(layout, interpret, tilings[0])
-        runners[f"experiment: fused {tuple(tilings[0])}, {name}"] = patched(
-            sweep_runner(plan, weights, biases, states), swaps
-        )
-    for name, run in runners.items():
-        if name.startswith(("diagnostic", "experiment")):
-            jax.clear_caches()
-        try:
-            seconds = per_sweep_seconds(run, sweeps)
-        except Exception as error:  # a tiling Triton cannot compile: report it, go on
-            emit("sweep failed", {**config, "impl": name, "error": repr(error)[:300]}, 0, "")
-            continue
-        emit("microseconds per sweep", {**config, "impl": name}, seconds * 1e6, "us")
-        emit(
-            "updates per ns (per sweep)",
-            {**config, "impl": name},
-            updates / seconds / 1e9,
-            "updates/ns",
-        )
+    timings: dict[str, list[float]] = {}
+    for round_index in range(max(arguments.rounds, 1)):
+        for name, run in runners.items():
+            if round_index == 0 and name.startswith("diagnostic"):
+                jax.clear_caches()  # the swapped kernel is traced anew
+            if round_index and name not in timings:
+                continue  # it failed in the first round
+            try:
+                seconds = per_sweep_seconds(run, sweeps)
+            except Exception as error:  # a tiling Triton cannot compile: report it, go on
+                emit("sweep failed", {**config, "impl": name, "error": repr(error)[:300]}, 0, "")
+                continue
+            timings.setdefault(name, []).append(seconds)
+            if arguments.rounds > 1:
+                row = {**config, "impl": name, "round": round_index}
+                emit("microseconds per sweep, one round", row, seconds * 1e6, "us")
+    for name, values in timings.items():
+        seconds = float(np.median(values))
+        row = {**config, "impl": name, "rounds": len(values)}
+        emit("microseconds per sweep", row, seconds * 1e6, "us")
+        emit("updates per ns (per sweep)", row, updates / seconds / 1e9, "updates/ns")
 
 
 if __name__ == "__main__":

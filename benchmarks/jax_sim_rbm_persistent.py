@@ -59,7 +59,15 @@ def _barrier(slots: Any, group: Any, me: Any, size: int, arrived: Any) -> None:
 
 
 def _tile(matrix, bias, free, out, source, key0, key1, beta, row0, chain0, pair0) -> None:
-    """`fused_dense._kernel` on the tile at (row0, chain0) of a whole-array block `out`."""
+    """`fused_dense._kernel` on the tile at (row0, chain0) of a whole-array block `out`: the
+    small loads and the random bits first, then the product and the heat bath."""
+    bias, free = bias[pl.ds(row0, ROWS), :], free[pl.ds(row0, ROWS), :]
+    current = out[pl.ds(row0, ROWS), pl.ds(chain0, CHAINS)]
+    half = CHAINS // 2
+    node = row0 + jax.lax.broadcasted_iota(jnp.int32, (ROWS, half), 0)
+    pair = pair0 + jax.lax.broadcasted_iota(jnp.int32, (ROWS, half), 1)
+    words = threefry2x32(key0, key1, node.astype(jnp.uint32), pair.astype(jnp.uint32))
+    bits = jnp.stack(words, axis=-1).reshape(ROWS, CHAINS)
 
     def accumulate(step: Any, total: Any) -> Any:
         start = pl.multiple_of(step * DEPTH, DEPTH)
@@ -69,15 +77,9 @@ def _tile(matrix, bias, free, out, source, key0, key1, beta, row0, chain0, pair0
 
     steps = matrix.shape[1] // DEPTH
     total = jax.lax.fori_loop(0, steps, accumulate, jnp.zeros((ROWS, CHAINS), jnp.float32))
-    half = CHAINS // 2
-    node = row0 + jax.lax.broadcasted_iota(jnp.int32, (ROWS, half), 0)
-    pair = pair0 + jax.lax.broadcasted_iota(jnp.int32, (ROWS, half), 1)
-    words = threefry2x32(key0, key1, node.astype(jnp.uint32), pair.astype(jnp.uint32))
-    bits = jnp.stack(words, axis=-1).reshape(ROWS, CHAINS)
-    up = 1.0 / (1.0 + jnp.exp(-2.0 * beta * (total + bias[pl.ds(row0, ROWS), :])))
+    up = 1.0 / (1.0 + jnp.exp(-2.0 * beta * (total + bias)))
     spin = jnp.where(uniform_from_bits(bits) >= up, -1.0, 1.0)
-    current = out[pl.ds(row0, ROWS), pl.ds(chain0, CHAINS)].astype(jnp.float32)
-    new = jnp.where(free[pl.ds(row0, ROWS), :] > 0, spin, current)
+    new = jnp.where(free > 0, spin, current.astype(jnp.float32))
     out[pl.ds(row0, ROWS), pl.ds(chain0, CHAINS)] = new.astype(out.dtype)
 
 
