@@ -34,9 +34,8 @@ from jax.experimental.pallas import triton as plgpu
 from tsu_core import Topology
 from tsu_jax_sim import node_major
 from tsu_jax_sim.bench import emit, time_call
-from tsu_jax_sim.fused_dense import DEFAULT_TILING, FusedDenseSweep, threefry2x32
+from tsu_jax_sim.fused_dense import DEFAULT_TILING, FusedDenseSweep, heat_bath, threefry2x32
 from tsu_jax_sim.layouts import make_layout
-from tsu_jax_sim.node_major import uniform_from_bits
 
 ROWS, CHAINS, DEPTH = DEFAULT_TILING.rows, DEFAULT_TILING.chains, DEFAULT_TILING.depth
 
@@ -77,10 +76,8 @@ def _tile(matrix, bias, free, out, source, key0, key1, beta, row0, chain0, pair0
 
     steps = matrix.shape[1] // DEPTH
     total = jax.lax.fori_loop(0, steps, accumulate, jnp.zeros((ROWS, CHAINS), jnp.float32))
-    up = 1.0 / (1.0 + jnp.exp(-2.0 * beta * (total + bias)))
-    spin = jnp.where(uniform_from_bits(bits) >= up, -1.0, 1.0)
-    new = jnp.where(free > 0, spin, current.astype(jnp.float32))
-    out[pl.ds(row0, ROWS), pl.ds(chain0, CHAINS)] = new.astype(out.dtype)
+    new = heat_bath(total, bits, beta, bias, free, current)
+    out[pl.ds(row0, ROWS), pl.ds(chain0, CHAINS)] = new
 
 
 def _row_tiles(block: tuple, keys: tuple, beta: Any, group: Any, rank: Any, size: int, tiles: int):

@@ -80,7 +80,7 @@ def _kernel(
     beta, bias, free, current = beta_ref[0], bias_ref[...], free_ref[...], current_ref[...]
     bits = tile_bits(key_ref, rows, chains)
     total = tile_product(matrix_ref, source_ref, depth)
-    out_ref[...] = _heat_bath(total, bits, beta, bias, free, current)
+    out_ref[...] = heat_bath(total, bits, beta, bias, free, current)
 
 
 def tile_product(matrix_ref: Any, source_ref: Any, depth: int) -> jax.Array:
@@ -109,7 +109,7 @@ def tile_bits(key_ref: Any, rows: int, chains: int) -> jax.Array:
     return jnp.stack(words, axis=-1).reshape(rows, chains)
 
 
-def _heat_bath(total, bits, beta, bias, free, current) -> jax.Array:
+def heat_bath(total, bits, beta, bias, free, current) -> jax.Array:
     """New spins of a tile from its products `total` and random `bits`: down where the
     uniform is at least sigmoid(2 beta (total + bias)); clamped rows keep `current`."""
     up = 1.0 / (1.0 + jnp.exp(-2.0 * beta * (total + bias)))
