@@ -30,16 +30,6 @@ from tsu_jax_sim import JaxSimBackend, node_major
 from tsu_jax_sim.bench import emit
 
 
-def milliseconds(call: Callable[[], Any], repeats: int = 10) -> float:
-    jax.block_until_ready(call())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(call())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
-
-
 def dispatch_milliseconds(call: Callable[[], Any], repeats: int = 10) -> tuple[float, float]:
     """Median host time until `call` returns (the device may still be working), and until its
     result is ready."""
@@ -99,7 +89,8 @@ def costs(name: str, topology: Topology, chains: int, backend: JaxSimBackend) ->
     )
     config = {"graph": name, "nodes": topology.num_nodes, "chains": chains}
     for piece, call in pieces.items():
-        emit("sample call cost", {**config, "piece": piece}, milliseconds(call), "ms")
+        ready = dispatch_milliseconds(call)[1]
+        emit("sample call cost", {**config, "piece": piece}, ready, "ms")
     for sweeps in (1, 100):
         returned, ready = dispatch_milliseconds(pieces[f"whole call, {sweeps} sweeps"])
         piece = f"whole call, {sweeps} sweeps"

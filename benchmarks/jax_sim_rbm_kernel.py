@@ -51,11 +51,14 @@ def per_sweep_seconds(run: Any, sweeps: int) -> float:
     return max(long - short, 1e-12) / (3 * sweeps)
 
 
-def sweep_runner(plan: Any, weights: jax.Array, biases: jax.Array, states: jax.Array) -> Any:
-    num_nodes = states.shape[1]
+def sweep_runner(
+    plan: Any, weights: jax.Array, biases: jax.Array, states: jax.Array, free: Any = None
+) -> Any:
+    """A function sweeps -> the plan's blocks after that many sweeps from `states` (key 1,
+    beta 1; `free`: (N,) bool, False at clamped nodes, default none clamped)."""
     prepared = jax.jit(plan.prepare)(weights, biases)
     parts = jax.jit(plan.split)(states)
-    free = plan.block_free(jnp.ones(num_nodes, bool))
+    free = plan.block_free(jnp.ones(states.shape[1], bool) if free is None else free)
     compiled = {}
 
     def run(sweeps: int) -> Any:

@@ -13,7 +13,7 @@ only lowers the kernel for CUDA (a smoke test of the code).
 
 The arithmetic, counters and tiles are those of `update_block`, so the spins are identical
 (the first line reports the fraction that differ after 7 sweeps). The per-sweep time is the
-slope from 200 to 800 sweeps. JSON lines.
+slope from 200 to 800 sweeps (`jax_sim_rbm_kernel.per_sweep_seconds`). JSON lines.
 
     python benchmarks/jax_sim_rbm_persistent.py          # 784 x 500, 1000 chains (GPU)
     python benchmarks/jax_sim_rbm_persistent.py --quick  # CPU: lower for CUDA only
@@ -30,10 +30,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
+from jax_sim_rbm_kernel import per_sweep_seconds, sweep_runner
 
 from tsu_core import Topology
 from tsu_jax_sim import node_major
-from tsu_jax_sim.bench import emit, time_call
+from tsu_jax_sim.bench import emit
 from tsu_jax_sim.fused_dense import DEFAULT_TILING, FusedDenseSweep, heat_bath, threefry2x32
 from tsu_jax_sim.layouts import make_layout
 
@@ -156,14 +157,17 @@ def main() -> None:
     on_cpu = jax.devices()[0].platform == "cpu"
     plan = FusedDenseSweep(make_layout(topology, "dense", "bfloat16"), interpret=on_cpu)
     prepared, parts = plan.prepare(weights, biases), plan.split(states)
-    free = plan.block_free(jnp.ones(topology.num_nodes, bool).at[5].set(False))
+    clamped = jnp.ones(topology.num_nodes, bool).at[5].set(False)
+    free = plan.block_free(clamped)
     tiles = [rows // ROWS for rows in plan.padded_rows]
     config = {"visible": visible, "hidden": hidden, "chains": chains}
 
-    def persistent(sweeps: int, size: int, warps: int = 8) -> Any:
-        keys = node_major.block_keys(jax.random.key(1), sweeps, 2)
-        args = (prepared, free, parts, keys, jnp.ones(sweeps))
-        return lambda: run_persistent(*args, size=size, warps=warps)
+    def persistent(size: int, warps: int = 8) -> Any:
+        def run(sweeps: int) -> Any:
+            keys = node_major.block_keys(jax.random.key(1), sweeps, 2)
+            return run_persistent(prepared, free, parts, keys, jnp.ones(sweeps), size, warps)
+
+        return run
 
     if on_cpu:  # instances run one at a time in the interpreter: lower for CUDA only
         keys = node_major.block_keys(jax.random.key(1), 3, 2)
@@ -173,38 +177,20 @@ def main() -> None:
         emit("lowered for CUDA (bytes of StableHLO)", config, len(lowered.as_text()), "bytes")
         return
 
-    def per_block(sweeps: int) -> Any:
-        keys = node_major.block_keys(jax.random.key(1), sweeps, 2)
-
-        @jax.jit
-        def loop(prepared: Any, parts: Any, keys: jax.Array) -> Any:
-            def body(parts: Any, block_keys: jax.Array) -> Any:
-                return plan.sweep(prepared, parts, block_keys, 1.0, free, "gibbs"), None
-
-            return jax.lax.scan(body, parts, keys, unroll=8)[0]
-
-        return lambda: loop(prepared, parts, keys)
-
-    reference = [np.asarray(part) for part in per_block(7)()]
-    ours = [np.asarray(part) for part in persistent(7, max(tiles))()]
+    per_block = sweep_runner(plan, weights, biases, states, clamped)
+    reference = [np.asarray(part) for part in per_block(7)]
+    ours = [np.asarray(part) for part in persistent(max(tiles))(7)]
     differ = np.mean([np.mean(a != b) for a, b in zip(ours, reference, strict=True)])
     emit("persistent vs per-block kernels: spins that differ after 7 sweeps", config, differ, "")
     variants = {
         "one kernel per block per sweep (lax.scan)": per_block,
-        f"persistent, {max(tiles)} instances per chain tile, 8 warps": partial(
-            persistent, size=max(tiles)
-        ),
-        f"persistent, {max(tiles)} instances per chain tile, 4 warps": partial(
-            persistent, size=max(tiles), warps=4
-        ),
-        f"persistent, {min(tiles)} instances per chain tile, 8 warps": partial(
-            persistent, size=min(tiles)
-        ),
+        f"persistent, {max(tiles)} instances per chain tile, 8 warps": persistent(max(tiles)),
+        f"persistent, {max(tiles)} instances per chain tile, 4 warps": persistent(max(tiles), 4),
+        f"persistent, {min(tiles)} instances per chain tile, 8 warps": persistent(min(tiles)),
     }
     updates = topology.num_nodes * chains
-    for name, make in variants.items():
-        short, long = time_call(make(200), repeats=5), time_call(make(800), repeats=5)
-        seconds = max(long - short, 1e-12) / 600
+    for name, run in variants.items():
+        seconds = per_sweep_seconds(run, 200)
         emit("microseconds per sweep", {**config, "impl": name}, seconds * 1e6, "us")
         emit("updates per ns (per sweep)", {**config, "impl": name}, updates / seconds / 1e9, "")
 

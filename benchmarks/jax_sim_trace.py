@@ -16,13 +16,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
 from jax_sim_graphs import dtm_like_graph
-from profile_events import CALL_MARK, device_events, record
+from profile_events import CALL_MARK, device_events, device_kernels, record
 
 from tsu_core import Parameters, Topology
 from tsu_jax_sim import JaxSimBackend
@@ -85,19 +86,11 @@ def host_spans(events: list[dict[str, Any]], count: int = 12) -> list[tuple[str,
 
 def kernel_counts(events: list[dict[str, Any]], count: int = 25) -> list[tuple[str, float, float]]:
     """The device events of one traced call by name: (name, events per call, microseconds per
-    call), most frequent first (each name's totals over the trace divided by the calls)."""
-    device = device_events(events)
-    calls = [event for event in events if event.get("name") == CALL_MARK]
-    first = min(event["ts"] for event in calls) if calls else 0.0
-    totals: dict[str, list[float]] = {}
-    for event in device:
-        if event["ts"] >= first:
-            entry = totals.setdefault(event.get("name", "?")[:120], [0.0, 0.0])
-            entry[0] += 1
-            entry[1] += event.get("dur", 0.0)
-    per_call = max(len(calls), 1)
-    rows = [(name, n / per_call, us / per_call) for name, (n, us) in totals.items()]
-    return sorted(rows, key=lambda row: -row[1])[:count]
+    call), most frequent first (the trace holds the traced calls only)."""
+    microseconds = device_kernels(events)
+    numbers = Counter(event.get("name", "?") for event in device_events(events))
+    calls = max(sum(1 for event in events if event.get("name") == CALL_MARK), 1)
+    return [(name, n / calls, microseconds[name] / calls) for name, n in numbers.most_common(count)]
 
 
 def main() -> None:
@@ -142,7 +135,7 @@ def main() -> None:
         for kernel, number, microseconds in kernel_counts(events):
             emit(
                 "device events per call by name",
-                {**config, "kernel": kernel, "events": number},
+                {**config, "kernel": kernel[:120], "events": number},
                 microseconds,
                 "us",
             )
