@@ -6,8 +6,8 @@ import numpy as np
 
 from tsu_core import Clamp, ExactDistribution, Parameters, Topology
 from tsu_core.testing import stats
-from tsu_jax_sim import JaxSimBackend
-from tsu_jax_sim.fused_dense import FusedDenseSweep, threefry2x32
+from tsu_jax_sim import JaxSimBackend, node_major
+from tsu_jax_sim.fused_dense import FusedDenseSweep
 from tsu_jax_sim.layouts import bfloat16_model
 
 
@@ -19,22 +19,16 @@ def _rbm(seed: int, visible: int, hidden: int) -> tuple[Topology, Parameters]:
     )
 
 
-def test_threefry_matches_jax() -> None:
-    """The kernel's threefry-2x32 against JAX's own primitive, on random keys and counters."""
-    import jax.numpy as jnp
-    from jax.extend.random import threefry2x32_p
+class PhiloxNodeMajorSweep(node_major.NodeMajorSweep):
+    """The two-kernel node-major sweep drawing the fused kernel's (Philox) uniforms."""
 
-    words = np.random.default_rng(0).integers(0, 2**32, (4, 1000), dtype=np.uint64)
-    key0, key1, x0, x1 = (jnp.asarray(row.astype(np.uint32)) for row in words)
-    for mine, theirs in zip(
-        threefry2x32(key0, key1, x0, x1), threefry2x32_p.bind(key0, key1, x0, x1), strict=True
-    ):
-        assert np.array_equal(np.asarray(mine), np.asarray(theirs))
+    uniforms = FusedDenseSweep.uniforms
 
 
-def test_same_samples_as_the_unfused_sweep() -> None:
-    """Same key: the fused kernel draws the same uniforms as the two-kernel node-major sweep,
-    so the chains agree spin for spin (up to float32 rounding of the sigmoid at a tie)."""
+def test_same_samples_as_the_unfused_sweep(monkeypatch) -> None:
+    """Same key, and the unfused sweep given the kernel's Philox uniforms: the chains agree
+    spin for spin (up to float32 rounding of the acceptance test at a tie)."""
+    monkeypatch.setattr(node_major.NodeMajorSweep, "uniforms", FusedDenseSweep.uniforms)
     topology, parameters = _rbm(1, 70, 40)
     options = dict(key=3, num_chains=130, num_samples=2, burn_in=5, thinning=3, schedule=0.9)
     fused = JaxSimBackend(precision="bfloat16", fused=True).compile(topology)
@@ -79,13 +73,12 @@ def test_not_used_for_float32_or_metropolis() -> None:
 
 
 def test_tilings_give_the_same_sweeps() -> None:
-    """Three sweeps of the plans themselves, same keys: the unfused node-major sweep, the fused
-    kernel at two tilings and at a tiling per block agree spin for spin, and so do their
-    energies."""
+    """Three sweeps of the plans themselves, same keys: the unfused node-major sweep with the
+    kernel's uniforms, the fused kernel at two tilings and at a tiling per block agree spin
+    for spin, and so do their energies."""
     import jax
     import jax.numpy as jnp
 
-    from tsu_jax_sim import node_major
     from tsu_jax_sim.fused_dense import Tiling
     from tsu_jax_sim.layouts import make_layout
 
@@ -109,7 +102,7 @@ def test_tilings_give_the_same_sweeps() -> None:
             plan.energies(prepared, parts, chains)
         )
 
-    reference, reference_energies = run(node_major.NodeMajorSweep(layout))
+    reference, reference_energies = run(PhiloxNodeMajorSweep(layout))
     for tiling in (
         Tiling(),
         Tiling(32, 128, 32),
@@ -125,7 +118,8 @@ def test_tilings_give_the_same_sweeps() -> None:
 
 def test_one_tiling_per_block() -> None:
     """A tiling per block pads each block to its own rows and to the depth of the block that
-    reads it, and chains to the widest chain tile; a wrong count of tilings is refused."""
+    reads it, and chains to the widest chain tile; a wrong count of tilings, or chain tiles
+    that are not multiples of 4, are refused."""
     import pytest
 
     from tsu_jax_sim.fused_dense import Tiling
@@ -137,3 +131,5 @@ def test_one_tiling_per_block() -> None:
     assert plan.width(150) * plan.lanes == 256
     with pytest.raises(ValueError, match="3 tilings for 2 blocks"):
         FusedDenseSweep(layout, interpret=True, tiling=(Tiling(),) * 3)
+    with pytest.raises(ValueError, match="multiples of 4"):
+        FusedDenseSweep(layout, interpret=True, tiling=Tiling(64, 2, 64))

@@ -4,9 +4,15 @@ The node-major dense sweep (`node_major`) updates block $k$ with a matrix produc
 $F = M_k S + h$ and then an elementwise kernel that draws the uniforms and flips the spins:
 two kernels per block, and the launches, not the arithmetic, set the speed of an RBM sweep on
 a GPU. Here one Triton kernel (through `jax.experimental.pallas`) does both for a tile of
-(nodes x chains): the bfloat16 product accumulated in float32, the threefry-2x32 uniforms of
-`node_major._uniforms` (the same key, counter (node, chain // 2) and output word chain % 2, so
-the same key gives the same uniforms), the heat-bath draw and the clamp.
+(nodes x chains): the bfloat16 product accumulated in float32, the uniforms, the heat-bath
+draw and the clamp.
+
+The uniforms come from Philox-4x32-10 (`philox`) under the block's key, counter
+(node, chain // 4), word chain % 4, not from the threefry of the unfused sweep: the kernel's
+threads compute them next to the product, and threefry's 20 rounds made a sweep 1.1 us longer
+(13.52 against 12.44 us: 784 x 500 RBM, 1000 chains, H200). `FusedDenseSweep.uniforms` gives
+the same numbers outside the kernel, so the unfused sweep with those uniforms is a
+spin-for-spin reference.
 
 Arrays are padded once per call: rows of every block and chains to multiples of the tile
 (`Tiling`, one for all blocks or one per block); padded rows of the matrices are zero, so
@@ -26,6 +32,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
 from tsu_jax_sim.node_major import NodeMajorSweep, bipartite_shape, uniform_from_bits
+from tsu_jax_sim.philox import MulHiLo, mulhilo_portable, mulhilo_ptx, philox_bits
 
 
 class Tiling(NamedTuple):
@@ -39,46 +46,38 @@ class Tiling(NamedTuple):
     stages: int = 3
 
 
-# 784 x 500 RBM, 1000 chains, H200 (benchmarks/jax_sim_rbm_kernel.py, seven runs): 8 warps
+# 784 x 500 RBM, 1000 chains, H200 (benchmarks/jax_sim_rbm_kernel.py, seven runs, with the
+# threefry kernel of 2026-11): 8 warps
 # 13.8-15.2 us a sweep, 0.6-2.3 us less than 4 warps in each run; 64 x 128 chains 18-21 us,
 # 64 x 32 17-18 us; blocks held as int8 (converted in the kernel) 21-35 us; 4 pipeline stages
 # or contraction steps of 128 no faster; another tiling for the visible block (64 x 128,
 # 128 x 64, 32 x 128) 14.2-15.5 us against 13.8 in the same run.
 DEFAULT_TILING = Tiling()
-_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
-_PARITY = 0x1BD11BDA
 
 
 def pad_to(size: int, multiple: int) -> int:
     return -(-size // multiple) * multiple
 
 
-def threefry2x32(
-    key0: jax.Array, key1: jax.Array, x0: jax.Array, x1: jax.Array
-) -> tuple[jax.Array, jax.Array]:
-    """Threefry-2x32 with 20 rounds (Salmon et al. 2011), the block cipher of `jax.random`,
-    written with uint32 adds, shifts and xors only, so that it runs inside a Triton kernel."""
-    schedule = (key0, key1, key0 ^ key1 ^ np.uint32(_PARITY))
-    x0, x1 = x0 + schedule[0], x1 + schedule[1]
-    for group in range(5):
-        for rotation in _ROTATIONS[group % 2]:
-            x0 = x0 + x1
-            x1 = (x1 << np.uint32(rotation)) | (x1 >> np.uint32(32 - rotation))
-            x1 = x1 ^ x0
-        x0 = x0 + schedule[(group + 1) % 3]
-        x1 = x1 + schedule[(group + 2) % 3] + np.uint32(group + 1)
-    return x0, x1
-
-
 def _kernel(
-    key_ref, beta_ref, matrix_ref, source_ref, bias_ref, free_ref, current_ref, out_ref, *, depth
+    key_ref,
+    beta_ref,
+    matrix_ref,
+    source_ref,
+    bias_ref,
+    free_ref,
+    current_ref,
+    out_ref,
+    *,
+    depth,
+    mulhilo,
 ):
     # What does not need the product comes first: the small loads are issued and the random
     # bits computed before the contraction loop, so that they overlap its first matrix loads
     # (0.5-0.75 us less of a 14-15 us RBM sweep on an H200, benchmarks/jax_sim_rbm_kernel.py).
     rows, chains = out_ref.shape
     beta, bias, free, current = beta_ref[0], bias_ref[...], free_ref[...], current_ref[...]
-    bits = tile_bits(key_ref, rows, chains)
+    bits = tile_bits(key_ref, rows, chains, mulhilo)
     total = tile_product(matrix_ref, source_ref, depth)
     out_ref[...] = heat_bath(total, bits, beta, bias, free, current)
 
@@ -98,22 +97,22 @@ def tile_product(matrix_ref: Any, source_ref: Any, depth: int) -> jax.Array:
     return jax.lax.fori_loop(0, steps, accumulate, jnp.zeros((rows, chains), jnp.float32))
 
 
-def tile_bits(key_ref: Any, rows: int, chains: int) -> jax.Array:
-    """uint32 random bits of the tile, those of `node_major._uniforms`: threefry at counter
-    (node, chain // 2), output word chain % 2. One call serves two chains: the calls run on a
-    (rows, chains / 2) array and their two words are interleaved along the chains."""
-    half = chains // 2
-    node = pl.program_id(0) * rows + jax.lax.broadcasted_iota(jnp.int32, (rows, half), 0)
-    pair = pl.program_id(1) * half + jax.lax.broadcasted_iota(jnp.int32, (rows, half), 1)
-    words = threefry2x32(key_ref[0], key_ref[1], node.astype(jnp.uint32), pair.astype(jnp.uint32))
-    return jnp.stack(words, axis=-1).reshape(rows, chains)
+def tile_bits(key_ref: Any, rows: int, chains: int, mulhilo: MulHiLo) -> jax.Array:
+    """uint32 random bits of the tile (rows, chains): `philox.philox_bits` at the tile's first
+    node and chain."""
+    key = (key_ref[0], key_ref[1])
+    first_row, first_chain = pl.program_id(0) * rows, pl.program_id(1) * chains
+    return philox_bits(key, (rows, chains), first_row, first_chain, mulhilo)
 
 
 def heat_bath(total, bits, beta, bias, free, current) -> jax.Array:
-    """New spins of a tile from its products `total` and random `bits`: down where the
-    uniform is at least sigmoid(2 beta (total + bias)); clamped rows keep `current`."""
-    up = 1.0 / (1.0 + jnp.exp(-2.0 * beta * (total + bias)))
-    spin = jnp.where(uniform_from_bits(bits) >= up, -1.0, 1.0)
+    """New spins of a tile from its products `total` and random `bits`: up where the uniform
+    u is below sigmoid(2 beta f), f = total + bias, tested as u (1 + 2^(-2 beta f / ln 2)) < 1,
+    so that the only slow operation is one exp2 (a sweep took 0.66 / 0.89 us less in two H200
+    runs than with exp, a division and an integer-to-float uniform; same spins after 7 sweeps);
+    clamped rows keep `current`. An infinite power gives down (u = 0 too: NaN < 1 is false)."""
+    power = jnp.exp2((beta * np.float32(-2.0 / np.log(2.0))) * (total + bias))
+    spin = jnp.where(uniform_from_bits(bits) * (1.0 + power) < 1.0, 1.0, -1.0)
     return jnp.where(free > 0, spin, current.astype(jnp.float32)).astype(current.dtype)
 
 
@@ -138,7 +137,7 @@ def update_block(
         source: (K, C) bfloat16 spins of the source nodes (C a multiple of `tiling.chains`).
         bias: (R, 1) float32; free: (R, 1) float32, 1 where the node may change.
         current: (R, C) bfloat16 spins of the block.
-        key: (2,) uint32 threefry key; beta: (1,) float32.
+        key: (2,) uint32 key of the block's Philox draws; beta: (1,) float32.
     """
     rows, depth = matrix.shape
     chains = source.shape[1]
@@ -149,8 +148,9 @@ def update_block(
         )
     tile = (tiling.rows, tiling.chains)
     whole = lambda i, j: (0,)  # noqa: E731
+    mulhilo = mulhilo_portable if interpret else mulhilo_ptx
     return pl.pallas_call(
-        partial(_kernel, depth=tiling.depth),
+        partial(_kernel, depth=tiling.depth, mulhilo=mulhilo),
         out_shape=jax.ShapeDtypeStruct((rows, chains), current.dtype),
         grid=(rows // tiling.rows, chains // tiling.chains),
         in_specs=[
@@ -194,6 +194,8 @@ class FusedDenseSweep(NodeMajorSweep):
         tilings = (tiling,) * len(self.blocks) if isinstance(tiling, Tiling) else tuple(tiling)
         if len(tilings) != len(self.blocks):
             raise ValueError(f"{len(tilings)} tilings for {len(self.blocks)} blocks")
+        if any(tiling.chains % 4 for tiling in tilings):
+            raise ValueError("chain tiles must be multiples of 4 (a Philox call serves 4 chains)")
         object.__setattr__(self, "interpret", interpret)
         object.__setattr__(self, "tilings", tilings)
         # A block is updated in its tiling's rows and read in the depth of each block it feeds.
@@ -207,6 +209,15 @@ class FusedDenseSweep(NodeMajorSweep):
             padded.append(pad_to(block.size, max([tilings[index].rows, *readers])))
         object.__setattr__(self, "padded_rows", padded)
         object.__setattr__(self, "chain_multiple", max(t.chains for t in tilings))
+
+    def uniforms(self, key: jax.Array, shape: tuple[int, int]) -> list[jax.Array]:
+        """The kernel's uniforms of a block (rows, words), one array per lane: chain
+        `lanes * word + lane` of `philox.philox_bits`."""
+        rows, words = shape
+        chains = pad_to(words * self.lanes, 4)
+        bits = philox_bits((key[0], key[1]), (rows, chains))[:, : words * self.lanes]
+        lanes = bits.reshape(rows, words, self.lanes)
+        return [uniform_from_bits(lanes[..., lane]) for lane in range(self.lanes)]
 
     def width(self, rows: int) -> int:
         return pad_to(rows, self.chain_multiple) // self.lanes

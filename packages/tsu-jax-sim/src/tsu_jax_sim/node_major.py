@@ -17,8 +17,9 @@ Random numbers: the uniforms of block $k$ in sweep $t$ come from the threefry-2x
 (`jax.extend.random.threefry2x32_p`, JAX's own) under the key
 `fold_in(fold_in(key, t), k)`, counter (node, chain word, half); both 32-bit output words are
 used, each turned into a uniform in [0, 1) with 23 random mantissa bits exactly as
-`jax.random.uniform` does. They are computed inside the fused block update, never written to
-memory, and every key of the run is derived once before the loop. Each uniform is used for
+`jax.random.uniform` does (`NodeMajorSweep.uniforms`; the fused RBM kernel of `fused_dense`
+draws Philox instead, under the same keys). They are computed inside the fused block update,
+never written to memory, and every key of the run is derived once before the loop. Each uniform is used for
 one update, so the chain is the heat-bath (or Metropolis) kernel of `sweep.update_block`,
 with other random numbers; the counters do not depend on how chains are split over devices.
 """
@@ -247,6 +248,10 @@ class NodeMajorSweep:
             return fields[0]
         return [jnp.concatenate(lane, axis=0) for lane in zip(*fields, strict=True)]
 
+    def uniforms(self, key: jax.Array, shape: tuple[int, int]) -> list[jax.Array]:
+        """Uniforms of one block update, (rows, words) for each lane: threefry (`_uniforms`)."""
+        return _uniforms(key, shape, self.lanes)
+
     @property
     def _dense(self) -> bool:
         return self.layout.kind == "dense"
@@ -275,7 +280,7 @@ class NodeMajorSweep:
         for index in range(len(parts)):
             fields = self.field_lanes(prepared, parts, index)
             current = self._spin_lanes(parts[index])
-            uniforms = _uniforms(keys[index], current[0].shape, self.lanes)
+            uniforms = self.uniforms(keys[index], current[0].shape)
             keep = ~free[index][:, None]
             down = []
             for field, spin, uniform in zip(fields, current, uniforms, strict=True):
@@ -368,10 +373,11 @@ def _uniforms(key: jax.Array, shape: tuple[int, int], lanes: int) -> list[jax.Ar
 
 
 def uniform_from_bits(bits: jax.Array) -> jax.Array:
-    """uint32 random bits -> float32 uniforms in [0, 1): the top 23 bits times 2^-23, exactly
-    the values of `jax.random.uniform` (which sets them as the mantissa of a float in [1, 2)
-    and subtracts 1). Integer operations only, so it also runs inside a Triton kernel."""
-    return (bits >> np.uint32(9)).astype(jnp.int32).astype(jnp.float32) * np.float32(2.0**-23)
+    """uint32 random bits -> float32 uniforms in [0, 1): the top 23 bits as the mantissa of a
+    float in [1, 2), minus 1, as `jax.random.uniform` does. Integer operations and a bitcast,
+    so it also runs inside a Triton kernel (where an integer-to-float conversion is slower)."""
+    mantissa = (bits >> np.uint32(9)) | np.uint32(0x3F800000)
+    return jax.lax.bitcast_convert_type(mantissa, jnp.float32) - np.float32(1.0)
 
 
 def block_keys(key: jax.Array, num_sweeps: int, num_blocks: int) -> jax.Array:
