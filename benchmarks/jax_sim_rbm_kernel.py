@@ -3,9 +3,10 @@ tilings (one for both blocks, or one per block) vs the two-kernel node-major swe
 of two bfloat16 matrix products per sweep (no random numbers: `sign(M S)`).
 
 Diagnostics run last, each the default tiling with one part of the kernel swapped while it
-traces (timing only, wrong samples): the threefry rounds replaced by one multiply-xor, the
-product left out, and both left out (what the launches and the heat bath cost). Differences
-between them place the time inside the kernel. (Variants that were tried here and measured no
+traces: the kernel as it was until 2026-12 (threefry-2x32-20 bits; and also its heat bath
+with exp and a division), and, timing only with wrong samples, Philox replaced by one
+multiply-xor, the product left out, and both left out (what the launches and the heat bath
+cost). Differences between them place the time inside the kernel. (Variants that were tried here and measured no
 faster are listed, with their figures and the commit that held them, in benchmarks/RESULTS.md.)
 
 Each variant runs S and 4 S sweeps in one jitted `lax.scan` (unrolled 8 deep, as the backend
@@ -24,6 +25,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import pallas as pl
 
 from tsu_core import Topology
 from tsu_jax_sim import fused_dense, node_major
@@ -81,9 +83,39 @@ def sweep_runner(
     return run
 
 
-def cheap_bits(key0: Any, key1: Any, x0: Any, x1: Any) -> tuple[Any, Any]:
-    """One multiply-xor per word instead of threefry's 20 rounds (wrong randomness)."""
-    return (x0 * np.uint32(0x9E3779B9)) ^ key0, (x1 * np.uint32(0x85EBCA6B)) ^ key1
+def multiply_xor_bits(key_ref: Any, rows: int, chains: int, mulhilo: Any) -> Any:
+    """One multiply-xor per word instead of Philox's ten rounds (wrong randomness)."""
+    node = jax.lax.broadcasted_iota(jnp.int32, (rows, chains), 0).astype(jnp.uint32)
+    chain = jax.lax.broadcasted_iota(jnp.int32, (rows, chains), 1).astype(jnp.uint32)
+    return (node * np.uint32(0x9E3779B9)) ^ (chain * np.uint32(0x85EBCA6B)) ^ key_ref[0]
+
+
+def threefry_bits(key_ref: Any, rows: int, chains: int, mulhilo: Any) -> Any:
+    """The kernel's bits until 2026-12: threefry-2x32-20 (JAX's cipher) at counter
+    (node, chain // 2), word chain % 2. Valid random bits, other numbers than Philox's."""
+    half = chains // 2
+    node = pl.program_id(0) * rows + jax.lax.broadcasted_iota(jnp.int32, (rows, half), 0)
+    pair = pl.program_id(1) * half + jax.lax.broadcasted_iota(jnp.int32, (rows, half), 1)
+    key0, key1 = key_ref[0], key_ref[1]
+    schedule = (key0, key1, key0 ^ key1 ^ np.uint32(0x1BD11BDA))
+    x0, x1 = node.astype(jnp.uint32) + key0, pair.astype(jnp.uint32) + key1
+    for group in range(5):
+        for rotation in ((13, 15, 26, 6), (17, 29, 16, 24))[group % 2]:
+            x0 = x0 + x1
+            x1 = (x1 << np.uint32(rotation)) | (x1 >> np.uint32(32 - rotation))
+            x1 = x1 ^ x0
+        x0 = x0 + schedule[(group + 1) % 3]
+        x1 = x1 + schedule[(group + 2) % 3] + np.uint32(group + 1)
+    return jnp.stack((x0, x1), axis=-1).reshape(rows, chains)
+
+
+def division_heat_bath(total, bits, beta, bias, free, current) -> Any:
+    """The kernel's heat bath until 2026-12: u >= 1 / (1 + exp(-2 beta f)) is down, the
+    uniform converted from an integer. Same spins but for float rounding at a tie."""
+    up = 1.0 / (1.0 + jnp.exp(-2.0 * beta * (total + bias)))
+    uniform = (bits >> np.uint32(9)).astype(jnp.int32).astype(jnp.float32) * np.float32(2.0**-23)
+    spin = jnp.where(uniform >= up, -1.0, 1.0)
+    return jnp.where(free > 0, spin, current.astype(jnp.float32)).astype(current.dtype)
 
 
 def no_product(matrix_ref: Any, source_ref: Any, depth: int) -> Any:
@@ -91,11 +123,16 @@ def no_product(matrix_ref: Any, source_ref: Any, depth: int) -> Any:
 
 
 DIAGNOSTICS = {  # name -> the module attributes swapped while the kernel traces
-    "threefry replaced by a multiply-xor": {"threefry2x32": cheap_bits},
+    "threefry-2x32-20 bits (the kernel until 2026-12)": {"tile_bits": threefry_bits},
+    "threefry bits and the heat bath with exp and a division (the kernel until 2026-12)": {
+        "tile_bits": threefry_bits,
+        "heat_bath": division_heat_bath,
+    },
+    "bits from one multiply-xor": {"tile_bits": multiply_xor_bits},
     "product left out": {"tile_product": no_product},
-    "product left out, threefry replaced": {
+    "product left out, bits from one multiply-xor": {
         "tile_product": no_product,
-        "threefry2x32": cheap_bits,
+        "tile_bits": multiply_xor_bits,
     },
 }
 

@@ -35,8 +35,9 @@ from jax_sim_rbm_kernel import per_sweep_seconds, sweep_runner
 from tsu_core import Topology
 from tsu_jax_sim import node_major
 from tsu_jax_sim.bench import emit
-from tsu_jax_sim.fused_dense import DEFAULT_TILING, FusedDenseSweep, heat_bath, threefry2x32
+from tsu_jax_sim.fused_dense import DEFAULT_TILING, FusedDenseSweep, heat_bath
 from tsu_jax_sim.layouts import make_layout
+from tsu_jax_sim.philox import mulhilo_ptx, philox_bits
 
 ROWS, CHAINS, DEPTH = DEFAULT_TILING.rows, DEFAULT_TILING.chains, DEFAULT_TILING.depth
 
@@ -58,16 +59,12 @@ def _barrier(slots: Any, group: Any, me: Any, size: int, arrived: Any) -> None:
     plgpu.debug_barrier()
 
 
-def _tile(matrix, bias, free, out, source, key0, key1, beta, row0, chain0, pair0) -> None:
+def _tile(matrix, bias, free, out, source, key0, key1, beta, row0, chain0) -> None:
     """`fused_dense._kernel` on the tile at (row0, chain0) of a whole-array block `out`: the
     small loads and the random bits first, then the product and the heat bath."""
     bias, free = bias[pl.ds(row0, ROWS), :], free[pl.ds(row0, ROWS), :]
     current = out[pl.ds(row0, ROWS), pl.ds(chain0, CHAINS)]
-    half = CHAINS // 2
-    node = row0 + jax.lax.broadcasted_iota(jnp.int32, (ROWS, half), 0)
-    pair = pair0 + jax.lax.broadcasted_iota(jnp.int32, (ROWS, half), 1)
-    words = threefry2x32(key0, key1, node.astype(jnp.uint32), pair.astype(jnp.uint32))
-    bits = jnp.stack(words, axis=-1).reshape(ROWS, CHAINS)
+    bits = philox_bits((key0, key1), (ROWS, CHAINS), row0, chain0, mulhilo_ptx)
 
     def accumulate(step: Any, total: Any) -> Any:
         start = pl.multiple_of(step * DEPTH, DEPTH)
@@ -91,8 +88,7 @@ def _row_tiles(block: tuple, keys: tuple, beta: Any, group: Any, rank: Any, size
         @pl.when(row_tile < tiles)
         def _() -> None:
             row0 = pl.multiple_of(row_tile * ROWS, ROWS)
-            chain0, pair0 = group * CHAINS, group * (CHAINS // 2)
-            _tile(matrix, bias, free, out, source, *keys, beta, row0, chain0, pair0)
+            _tile(matrix, bias, free, out, source, *keys, beta, row0, group * CHAINS)
 
         return carry
 
