@@ -6,8 +6,9 @@ Diagnostics run last, each the default tiling with one part of the kernel swappe
 traces: the kernel as it was until 2026-12 (threefry-2x32-20 bits; and also its heat bath
 with exp and a division), and, timing only with wrong samples, Philox replaced by one
 multiply-xor, the product left out, and both left out (what the launches and the heat bath
-cost). Differences between them place the time inside the kernel. (Variants that were tried here and measured no
-faster are listed, with their figures and the commit that held them, in benchmarks/RESULTS.md.)
+cost). Differences between them place the time inside the kernel. (Variants that were tried
+here and measured no faster are listed, with their figures and the commit that held them, in
+benchmarks/RESULTS.md.)
 
 Each variant runs S and 4 S sweeps in one jitted `lax.scan` (unrolled 8 deep, as the backend
 does on GPUs); the per-sweep time is the slope, so the fixed cost of a call drops out. JSON lines.

@@ -19,9 +19,10 @@ Random numbers: the uniforms of block $k$ in sweep $t$ come from the threefry-2x
 used, each turned into a uniform in [0, 1) with 23 random mantissa bits exactly as
 `jax.random.uniform` does (`NodeMajorSweep.uniforms`; the fused RBM kernel of `fused_dense`
 draws Philox instead, under the same keys). They are computed inside the fused block update,
-never written to memory, and every key of the run is derived once before the loop. Each uniform is used for
-one update, so the chain is the heat-bath (or Metropolis) kernel of `sweep.update_block`,
-with other random numbers; the counters do not depend on how chains are split over devices.
+never written to memory, and every key of the run is derived once before the loop. Each
+uniform is used for one update, so the chain is the heat-bath (or Metropolis) kernel of
+`sweep.update_block`, with other random numbers; the counters do not depend on how chains are
+split over devices.
 """
 
 from __future__ import annotations
