@@ -77,17 +77,18 @@ def philox_bits(
     first_row: jax.Array | int = 0,
     first_chain: jax.Array | int = 0,
     mulhilo: MulHiLo = mulhilo_portable,
+    stream: tuple[jax.Array | int, jax.Array | int] = (0, 0),
 ) -> jax.Array:
     """(rows, chains) uint32 random bits: those of node `first_row + r` and chain
-    `first_chain + c` are word c % 4 of Philox at counter (node, chain // 4, 0, 0). One call
+    `first_chain + c` are word c % 4 of Philox at counter (node, chain // 4, *stream). One call
     serves four chains; its words are interleaved along the chains by two 2-way stacks (all a
     Triton kernel can do). `chains` and `first_chain` are multiples of 4."""
     rows, chains = shape
     quarter = chains // 4
     node = first_row + jax.lax.broadcasted_iota(jnp.int32, (rows, quarter), 0)
     quad = first_chain // 4 + jax.lax.broadcasted_iota(jnp.int32, (rows, quarter), 1)
-    zero = jnp.zeros((rows, quarter), jnp.uint32)
-    counter = (node.astype(jnp.uint32), quad.astype(jnp.uint32), zero, zero)
+    high = [jnp.full((rows, quarter), word, jnp.uint32) for word in stream]
+    counter = (node.astype(jnp.uint32), quad.astype(jnp.uint32), *high)
     words = philox4x32(key, counter, mulhilo)
     even = jnp.stack((words[0], words[2]), axis=-1).reshape(rows, chains // 2)
     odd = jnp.stack((words[1], words[3]), axis=-1).reshape(rows, chains // 2)
