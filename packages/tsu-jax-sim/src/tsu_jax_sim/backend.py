@@ -29,7 +29,6 @@ from tsu_jax_sim.program import JaxSimProgram
 
 SAMPLERS = ("gibbs", "metropolis", "tempering")
 UNROLLED_BLOCKS = 16  # default unrolling: at most this many block updates per loop iteration
-FUSED_UNROLL = 8  # default sweeps per loop iteration of the fused RBM kernel
 
 
 class JaxSimBackend:
@@ -116,15 +115,11 @@ class JaxSimBackend:
             return True
         return self.mesh.size == 1 and self.mesh.devices.flat[0].platform == "gpu"
 
-    def unroll_for(self, num_sweeps: int, num_blocks: int = 1, fused: bool = False) -> int:
-        """The unroll depth of a run of `num_sweeps` sweeps of `num_blocks` blocks each
-        (`fused`: swept by the fused kernel, which has no per-sweep work around it)."""
-        if self.unroll_given or self.unroll == 1:
-            depth = self.unroll
-        elif fused:
-            depth = FUSED_UNROLL
-        else:
-            depth = min(self.unroll, UNROLLED_BLOCKS // num_blocks)
+    def unroll_for(self, num_sweeps: int, num_blocks: int = 1) -> int:
+        """The unroll depth of a run of `num_sweeps` sweeps of `num_blocks` blocks each."""
+        depth = (
+            self.unroll if self.unroll_given else min(self.unroll, UNROLLED_BLOCKS // num_blocks)
+        )
         return max(1, min(depth, num_sweeps))
 
     def compile(self, topology: Topology) -> JaxSimProgram:

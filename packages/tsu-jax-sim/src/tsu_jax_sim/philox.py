@@ -58,17 +58,23 @@ def philox4x32(
     counter: tuple[jax.Array, jax.Array, jax.Array, jax.Array],
     mulhilo: MulHiLo = mulhilo_portable,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-    """The four uint32 output words of Philox-4x32-10 at `counter` (4 uint32 arrays) under
-    `key` (2 uint32 scalars or arrays)."""
+    """The four uint32 output words of Philox-4x32-10 at `counter` (4 uint32 arrays or
+    scalars, broadcast together) under `key` (2 uint32 scalars or arrays)."""
     key0, key1 = key
     x0, x1, x2, x3 = counter
     for round_index in range(ROUNDS):
         if round_index:
             key0, key1 = key0 + np.uint32(KEY_STEPS[0]), key1 + np.uint32(KEY_STEPS[1])
-        high0, low0 = mulhilo(x0, MULTIPLIERS[0])
-        high1, low1 = mulhilo(x2, MULTIPLIERS[1])
+        high0, low0 = _multiply(mulhilo, x0, MULTIPLIERS[0])
+        high1, low1 = _multiply(mulhilo, x2, MULTIPLIERS[1])
         x0, x1, x2, x3 = high1 ^ x1 ^ key0, low1, high0 ^ x3 ^ key1, low0
     return x0, x1, x2, x3
+
+
+def _multiply(mulhilo: MulHiLo, a: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
+    """`mulhilo`, or the portable product for a scalar word (a counter word shared by the
+    whole array stays a scalar through the first round: one product, not one per element)."""
+    return mulhilo(a, m) if jnp.ndim(a) else mulhilo_portable(a, m)
 
 
 def philox_bits(
@@ -87,7 +93,7 @@ def philox_bits(
     quarter = chains // 4
     node = first_row + jax.lax.broadcasted_iota(jnp.int32, (rows, quarter), 0)
     quad = first_chain // 4 + jax.lax.broadcasted_iota(jnp.int32, (rows, quarter), 1)
-    high = [jnp.full((rows, quarter), word, jnp.uint32) for word in stream]
+    high = [jnp.asarray(word).astype(jnp.uint32) for word in stream]  # scalars: see _multiply
     counter = (node.astype(jnp.uint32), quad.astype(jnp.uint32), *high)
     words = philox4x32(key, counter, mulhilo)
     even = jnp.stack((words[0], words[2]), axis=-1).reshape(rows, chains // 2)

@@ -312,8 +312,7 @@ class JaxSimProgram:
             return (nodes, edges, energy_sum + weight * energies.mean()), None
 
         carry = (states, jnp.zeros((), jnp.int32))
-        fused = isinstance(plan, fused_dense.FusedDenseSweep)
-        unroll = self.backend.unroll_for(total, len(layout.blocks), fused)
+        unroll = self.backend.unroll_for(total, len(layout.blocks))
         if unroll > 1:
             # Accelerators: static scans unrolled `unroll` sweeps deep, so the loop's condition
             # (read back by the host on GPUs) and launch gaps come once per `unroll` sweeps.
