@@ -26,7 +26,7 @@ from jax_sim_graphs import dtm_like_graph
 
 from tsu_core import Parameters, Topology
 from tsu_core.request import SampleRequest
-from tsu_jax_sim import JaxSimBackend
+from tsu_jax_sim import JaxSimBackend, node_major
 from tsu_jax_sim.bench import emit
 
 
@@ -61,11 +61,12 @@ def costs(name: str, topology: Topology, chains: int, backend: JaxSimBackend) ->
     prepared = prepare(weights, biases)
     parts = split(states)
     free = plan.block_free(jnp.ones(topology.num_nodes, bool))
-    draws = plan.draws(key, jnp.ones(1, jnp.float32))
+    keys = node_major.block_keys(key, 1, len(free))[0]
     join = jax.jit(plan.join, static_argnums=1)
     energies = jax.jit(plan.energies, static_argnums=2)
-    step = jnp.zeros((), jnp.int32)
-    sweep = jax.jit(lambda p, s: plan.sweep(p, s, draws, step, free, program.local_sampler))
+    sweep = jax.jit(
+        lambda p, s: plan.sweep(p, s, keys, jnp.float32(1.0), free, program.local_sampler)
+    )
     pieces = {
         "initial state": lambda: initial(key),
         "prepare parameters": lambda: prepare(weights, biases),

@@ -66,40 +66,38 @@ def sweep_runner(
 
     def run(sweeps: int) -> Any:
         if sweeps not in compiled:
-            draws = plan.draws(jax.random.key(1), jnp.ones(sweeps, jnp.float32))
+            keys = node_major.block_keys(jax.random.key(1), sweeps, len(parts))
 
             @jax.jit
-            def loop(prepared: Any, parts: Any, draws: Any) -> Any:
-                def body(carry: Any, _: Any) -> Any:
-                    return plan.sweep(prepared, carry[0], draws, carry[1], free, "gibbs"), None
+            def loop(prepared: Any, parts: Any, keys: jax.Array) -> Any:
+                def body(parts: Any, block_keys: jax.Array) -> Any:
+                    return plan.sweep(prepared, parts, block_keys, 1.0, free, "gibbs"), None
 
-                carry = (parts, jnp.zeros((), jnp.int32))
-                return jax.lax.scan(body, carry, None, length=sweeps, unroll=8)[0][0]
+                return jax.lax.scan(body, parts, keys, unroll=8)[0]
 
             # Compiled ahead of time: later calls never trace again, so a kernel swapped in while
             # this runner traced stays its own even after other runners swap theirs.
-            compiled[sweeps] = (loop.lower(prepared, parts, draws).compile(), draws)
-        loop, draws = compiled[sweeps]
-        return loop(prepared, parts, draws)
+            compiled[sweeps] = (loop.lower(prepared, parts, keys).compile(), keys)
+        loop, keys = compiled[sweeps]
+        return loop(prepared, parts, keys)
 
     return run
 
 
-def multiply_xor_bits(key_ref: Any, rows: int, chains: int, mulhilo: Any, stream: Any) -> Any:
+def multiply_xor_bits(key_ref: Any, rows: int, chains: int, mulhilo: Any) -> Any:
     """One multiply-xor per word instead of Philox's ten rounds (wrong randomness)."""
     node = jax.lax.broadcasted_iota(jnp.int32, (rows, chains), 0).astype(jnp.uint32)
     chain = jax.lax.broadcasted_iota(jnp.int32, (rows, chains), 1).astype(jnp.uint32)
     return (node * np.uint32(0x9E3779B9)) ^ (chain * np.uint32(0x85EBCA6B)) ^ key_ref[0]
 
 
-def threefry_bits(key_ref: Any, rows: int, chains: int, mulhilo: Any, stream: Any) -> Any:
+def threefry_bits(key_ref: Any, rows: int, chains: int, mulhilo: Any) -> Any:
     """The kernel's bits until 2026-12: threefry-2x32-20 (JAX's cipher) at counter
-    (node, chain // 2), word chain % 2. It was keyed per block by `fold_in`; here the sweep and
-    block are xored into the key (the same rounds: timing only)."""
+    (node, chain // 2), word chain % 2. Valid random bits, other numbers than Philox's."""
     half = chains // 2
     node = pl.program_id(0) * rows + jax.lax.broadcasted_iota(jnp.int32, (rows, half), 0)
     pair = pl.program_id(1) * half + jax.lax.broadcasted_iota(jnp.int32, (rows, half), 1)
-    key0, key1 = key_ref[0] ^ stream[0], key_ref[1] ^ np.uint32(stream[1])
+    key0, key1 = key_ref[0], key_ref[1]
     schedule = (key0, key1, key0 ^ key1 ^ np.uint32(0x1BD11BDA))
     x0, x1 = node.astype(jnp.uint32) + key0, pair.astype(jnp.uint32) + key1
     for group in range(5):

@@ -33,6 +33,7 @@ from jax.experimental.pallas import triton as plgpu
 from jax_sim_rbm_kernel import per_sweep_seconds, sweep_runner
 
 from tsu_core import Topology
+from tsu_jax_sim import node_major
 from tsu_jax_sim.bench import emit
 from tsu_jax_sim.fused_dense import DEFAULT_TILING, FusedDenseSweep, heat_bath
 from tsu_jax_sim.layouts import make_layout
@@ -58,12 +59,12 @@ def _barrier(slots: Any, group: Any, me: Any, size: int, arrived: Any) -> None:
     plgpu.debug_barrier()
 
 
-def _tile(matrix, bias, free, out, source, key, stream, beta, row0, chain0) -> None:
+def _tile(matrix, bias, free, out, source, key0, key1, beta, row0, chain0) -> None:
     """`fused_dense._kernel` on the tile at (row0, chain0) of a whole-array block `out`: the
     small loads and the random bits first, then the product and the heat bath."""
     bias, free = bias[pl.ds(row0, ROWS), :], free[pl.ds(row0, ROWS), :]
     current = out[pl.ds(row0, ROWS), pl.ds(chain0, CHAINS)]
-    bits = philox_bits(key, (ROWS, CHAINS), row0, chain0, mulhilo_ptx, stream)
+    bits = philox_bits((key0, key1), (ROWS, CHAINS), row0, chain0, mulhilo_ptx)
 
     def accumulate(step: Any, total: Any) -> Any:
         start = pl.multiple_of(step * DEPTH, DEPTH)
@@ -77,9 +78,8 @@ def _tile(matrix, bias, free, out, source, key, stream, beta, row0, chain0) -> N
     out[pl.ds(row0, ROWS), pl.ds(chain0, CHAINS)] = new
 
 
-def _row_tiles(block: tuple, draw: tuple, group: Any, rank: Any, size: int, tiles: int):
-    """This instance's row tiles of one block (rank, rank + size, ...) in its chain tile;
-    `draw`: the Philox key, the stream (sweep, block) and beta."""
+def _row_tiles(block: tuple, keys: tuple, beta: Any, group: Any, rank: Any, size: int, tiles: int):
+    """This instance's row tiles of one block (rank, rank + size, ...) in its chain tile."""
     matrix, bias, free, out, source = block
 
     def tile(step: Any, carry: Any) -> Any:
@@ -88,22 +88,22 @@ def _row_tiles(block: tuple, draw: tuple, group: Any, rank: Any, size: int, tile
         @pl.when(row_tile < tiles)
         def _() -> None:
             row0 = pl.multiple_of(row_tile * ROWS, ROWS)
-            _tile(matrix, bias, free, out, source, *draw, row0, group * CHAINS)
+            _tile(matrix, bias, free, out, source, *keys, beta, row0, group * CHAINS)
 
         return carry
 
     jax.lax.fori_loop(0, -(-tiles // size), tile, 0)
 
 
-def _kernel(key, betas, m0, m1, b0, f0, b1, f1, _p0, _p1, _slots, p0, p1, slots, *, size, tiles):
+def _kernel(keys, betas, m0, m1, b0, f0, b1, f1, _p0, _p1, _slots, p0, p1, slots, *, size, tiles):
     me = pl.program_id(0)
     group, rank = me // size, me % size
     blocks = ((m0, b0, f0, p0, p1), (m1, b1, f1, p1, p0))  # (matrix, bias, free, out, source)
 
     def one_sweep(sweep: Any, carry: Any) -> Any:
         for index, block in enumerate(blocks):
-            draw = ((key[0], key[1]), (sweep.astype(jnp.uint32), index), betas[sweep])
-            _row_tiles(block, draw, group, rank, size, tiles[index])
+            block_keys = (keys[4 * sweep + 2 * index], keys[4 * sweep + 2 * index + 1])
+            _row_tiles(block, block_keys, betas[sweep], group, rank, size, tiles[index])
             _barrier(slots, group, me, size, 2 * sweep + index + 1)
         return carry
 
@@ -111,9 +111,9 @@ def _kernel(key, betas, m0, m1, b0, f0, b1, f1, _p0, _p1, _slots, p0, p1, slots,
 
 
 @partial(jax.jit, static_argnames=("size", "warps"))
-def run_persistent(prepared, free, parts, key, betas, size: int, warps: int = 8) -> Any:
-    """All `betas.shape[0]` sweeps of a `FusedDenseSweep`'s padded blocks in one kernel, with
-    `size` instances per chain tile; `key`: the (2,) uint32 Philox key."""
+def run_persistent(prepared, free, parts, keys, betas, size: int, warps: int = 8) -> Any:
+    """All `keys.shape[0]` sweeps of a `FusedDenseSweep`'s padded blocks in one kernel, with
+    `size` instances per chain tile."""
     (m0, m1), (b0, b1), (f0, f1), (p0, p1) = (
         prepared["matrices"],
         prepared["biases"],
@@ -123,7 +123,7 @@ def run_persistent(prepared, free, parts, key, betas, size: int, warps: int = 8)
     tiles = (m0.shape[0] // ROWS, m1.shape[0] // ROWS)
     count = p0.shape[1] // CHAINS * size
     slots = jnp.zeros((count + size,), jnp.int32)  # room for the last group's padded poll
-    args = (key, betas.astype(jnp.float32), m0, m1, b0, f0, b1, f1, p0, p1, slots)
+    args = (keys.reshape(-1), betas.astype(jnp.float32), m0, m1, b0, f0, b1, f1, p0, p1, slots)
 
     def whole(array: Any) -> pl.BlockSpec:
         return pl.BlockSpec(array.shape, lambda i: (0,) * array.ndim)
@@ -156,18 +156,19 @@ def main() -> None:
     clamped = jnp.ones(topology.num_nodes, bool).at[5].set(False)
     free = plan.block_free(clamped)
     tiles = [rows // ROWS for rows in plan.padded_rows]
-    key = jax.random.key_data(jax.random.key(1))  # as `sweep_runner`'s kernels draw
     config = {"visible": visible, "hidden": hidden, "chains": chains}
 
     def persistent(size: int, warps: int = 8) -> Any:
         def run(sweeps: int) -> Any:
-            return run_persistent(prepared, free, parts, key, jnp.ones(sweeps), size, warps)
+            keys = node_major.block_keys(jax.random.key(1), sweeps, 2)
+            return run_persistent(prepared, free, parts, keys, jnp.ones(sweeps), size, warps)
 
         return run
 
     if on_cpu:  # instances run one at a time in the interpreter: lower for CUDA only
+        keys = node_major.block_keys(jax.random.key(1), 3, 2)
         lowered = run_persistent.trace(
-            prepared, free, parts, key, jnp.ones(3), size=max(tiles)
+            prepared, free, parts, keys, jnp.ones(3), size=max(tiles)
         ).lower(lowering_platforms=("cuda",))
         emit("lowered for CUDA (bytes of StableHLO)", config, len(lowered.as_text()), "bytes")
         return

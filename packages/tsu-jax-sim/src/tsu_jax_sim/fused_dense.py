@@ -7,17 +7,12 @@ a GPU. Here one Triton kernel (through `jax.experimental.pallas`) does both for 
 (nodes x chains): the bfloat16 product accumulated in float32, the uniforms, the heat-bath
 draw and the clamp.
 
-The uniforms come from Philox-4x32-10 (`philox`) under the call's key, counter
-(node, chain // 4, sweep, block), word chain % 4, not from the threefry of the unfused sweep:
-the kernel's threads compute them next to the product, and threefry's 20 rounds made a sweep
-1.1 us longer (13.52 against 12.44 us: 784 x 500 RBM, 1000 chains, H200).
-`FusedDenseSweep.uniforms` gives the same numbers outside the kernel, so the unfused sweep with
-those uniforms is a spin-for-spin reference.
-
-Nothing runs between two block updates but the kernels themselves: each reads the sweep index
-from a one-element array and its beta from the call's table of betas, and the last block's
-kernel writes the next index. (Slicing a key and a beta per sweep took 3 small XLA kernels per
-loop iteration and kept loops from being unrolled further: each unrolled sweep added its own.)
+The uniforms come from Philox-4x32-10 (`philox`) under the block's key, counter
+(node, chain // 4), word chain % 4, not from the threefry of the unfused sweep: the kernel's
+threads compute them next to the product, and threefry's 20 rounds made a sweep 1.1 us longer
+(13.52 against 12.44 us: 784 x 500 RBM, 1000 chains, H200). `FusedDenseSweep.uniforms` gives
+the same numbers outside the kernel, so the unfused sweep with those uniforms is a
+spin-for-spin reference.
 
 Arrays are padded once per call: rows of every block and chains to multiples of the tile
 (`Tiling`, one for all blocks or one per block); padded rows of the matrices are zero, so
@@ -66,30 +61,25 @@ def pad_to(size: int, multiple: int) -> int:
 
 def _kernel(
     key_ref,
-    betas_ref,
-    step_ref,
+    beta_ref,
     matrix_ref,
     source_ref,
     bias_ref,
     free_ref,
     current_ref,
     out_ref,
-    *next_ref,
+    *,
     depth,
-    block,
     mulhilo,
 ):
     # What does not need the product comes first: the small loads are issued and the random
     # bits computed before the contraction loop, so that they overlap its first matrix loads
     # (0.5-0.75 us less of a 14-15 us RBM sweep on an H200, benchmarks/jax_sim_rbm_kernel.py).
     rows, chains = out_ref.shape
-    step = step_ref[0]
-    beta, bias, free, current = betas_ref[step], bias_ref[...], free_ref[...], current_ref[...]
-    bits = tile_bits(key_ref, rows, chains, mulhilo, (step.astype(jnp.uint32), block))
+    beta, bias, free, current = beta_ref[0], bias_ref[...], free_ref[...], current_ref[...]
+    bits = tile_bits(key_ref, rows, chains, mulhilo)
     total = tile_product(matrix_ref, source_ref, depth)
     out_ref[...] = heat_bath(total, bits, beta, bias, free, current)
-    if next_ref:  # every instance writes the same next index
-        next_ref[0][...] = step_ref[...] + 1
 
 
 def tile_product(matrix_ref: Any, source_ref: Any, depth: int) -> jax.Array:
@@ -107,14 +97,12 @@ def tile_product(matrix_ref: Any, source_ref: Any, depth: int) -> jax.Array:
     return jax.lax.fori_loop(0, steps, accumulate, jnp.zeros((rows, chains), jnp.float32))
 
 
-def tile_bits(
-    key_ref: Any, rows: int, chains: int, mulhilo: MulHiLo, stream: tuple[Any, int]
-) -> jax.Array:
+def tile_bits(key_ref: Any, rows: int, chains: int, mulhilo: MulHiLo) -> jax.Array:
     """uint32 random bits of the tile (rows, chains): `philox.philox_bits` at the tile's first
-    node and chain, counter words 2 and 3 `stream` (sweep, block)."""
+    node and chain."""
     key = (key_ref[0], key_ref[1])
     first_row, first_chain = pl.program_id(0) * rows, pl.program_id(1) * chains
-    return philox_bits(key, (rows, chains), first_row, first_chain, mulhilo, stream)
+    return philox_bits(key, (rows, chains), first_row, first_chain, mulhilo)
 
 
 def heat_bath(total, bits, beta, bias, free, current) -> jax.Array:
@@ -128,7 +116,7 @@ def heat_bath(total, bits, beta, bias, free, current) -> jax.Array:
     return jnp.where(free > 0, spin, current.astype(jnp.float32)).astype(current.dtype)
 
 
-@partial(jax.jit, static_argnames=("block", "advance", "tiling", "interpret"))
+@partial(jax.jit, static_argnames=("tiling", "interpret"))
 def update_block(
     matrix: jax.Array,
     source: jax.Array,
@@ -136,15 +124,12 @@ def update_block(
     free: jax.Array,
     current: jax.Array,
     key: jax.Array,
-    betas: jax.Array,
-    step: jax.Array,
-    block: int = 0,
-    advance: bool = False,
+    beta: jax.Array,
     tiling: Tiling = DEFAULT_TILING,
     interpret: bool = False,
-) -> jax.Array | tuple[jax.Array, jax.Array]:
-    """New bfloat16 spins of one padded block, (R, C): heat bath at `betas[step]` given the
-    source blocks' spins; with `advance`, also `step + 1`.
+) -> jax.Array:
+    """New bfloat16 spins of one padded block, (R, C): heat bath at `beta` given the source
+    blocks' spins.
 
     Arguments:
         matrix: (R, K) bfloat16 couplings to the source nodes (R a multiple of `tiling.rows`,
@@ -152,8 +137,7 @@ def update_block(
         source: (K, C) bfloat16 spins of the source nodes (C a multiple of `tiling.chains`).
         bias: (R, 1) float32; free: (R, 1) float32, 1 where the node may change.
         current: (R, C) bfloat16 spins of the block.
-        key: (2,) uint32 Philox key; betas: (T,) float32, one per sweep of the call.
-        step: (1,) int32, the sweep; block: the block's index (Philox counter word 3).
+        key: (2,) uint32 key of the block's Philox draws; beta: (1,) float32.
     """
     rows, depth = matrix.shape
     chains = source.shape[1]
@@ -164,19 +148,13 @@ def update_block(
         )
     tile = (tiling.rows, tiling.chains)
     whole = lambda i, j: (0,)  # noqa: E731
-    out_shape = [jax.ShapeDtypeStruct((rows, chains), current.dtype)]
-    out_specs = [pl.BlockSpec(tile, lambda i, j: (i, j))]
-    if advance:
-        out_shape.append(jax.ShapeDtypeStruct((1,), jnp.int32))
-        out_specs.append(pl.BlockSpec((1,), whole))
     mulhilo = mulhilo_portable if interpret else mulhilo_ptx
-    outputs = pl.pallas_call(
-        partial(_kernel, depth=tiling.depth, block=block, mulhilo=mulhilo),
-        out_shape=out_shape,
+    return pl.pallas_call(
+        partial(_kernel, depth=tiling.depth, mulhilo=mulhilo),
+        out_shape=jax.ShapeDtypeStruct((rows, chains), current.dtype),
         grid=(rows // tiling.rows, chains // tiling.chains),
         in_specs=[
             pl.BlockSpec((2,), whole),
-            pl.BlockSpec(betas.shape, whole),
             pl.BlockSpec((1,), whole),
             pl.BlockSpec((tiling.rows, depth), lambda i, j: (i, 0)),
             pl.BlockSpec((depth, tiling.chains), lambda i, j: (0, j)),
@@ -184,11 +162,10 @@ def update_block(
             pl.BlockSpec((tiling.rows, 1), lambda i, j: (i, 0)),
             pl.BlockSpec(tile, lambda i, j: (i, j)),
         ],
-        out_specs=out_specs,
+        out_specs=pl.BlockSpec(tile, lambda i, j: (i, j)),
         compiler_params=plgpu.CompilerParams(num_warps=tiling.warps, num_stages=tiling.stages),
         interpret=interpret,
-    )(key, betas, step, matrix, source, bias, free, current)
-    return tuple(outputs) if advance else outputs[0]
+    )(key, beta.reshape(1).astype(jnp.float32), matrix, source, bias, free, current)
 
 
 def applies(layout: Any, sampler: str) -> bool:
@@ -233,20 +210,13 @@ class FusedDenseSweep(NodeMajorSweep):
         object.__setattr__(self, "padded_rows", padded)
         object.__setattr__(self, "chain_multiple", max(t.chains for t in tilings))
 
-    def draws(self, key: jax.Array, betas: jax.Array) -> dict[str, jax.Array]:
-        """The call's key as the kernels' Philox key, (2,) uint32, and its betas."""
-        return {"key": jax.random.key_data(key), "betas": betas.astype(jnp.float32)}
-
-    def uniforms(
-        self, draws: dict[str, jax.Array], step: Any, index: int, shape: tuple[int, int]
-    ) -> list[jax.Array]:
-        """The kernel's uniforms of block `index` in sweep `step`, (rows, words), one array
-        per lane: chain `lanes * word + lane` of `philox.philox_bits`."""
+    def uniforms(self, key: jax.Array, shape: tuple[int, int]) -> list[jax.Array]:
+        """The kernel's uniforms of a block (rows, words), one array per lane: chain
+        `lanes * word + lane` of `philox.philox_bits`."""
         rows, words = shape
         chains = pad_to(words * self.lanes, 4)
-        key, stream = draws["key"], (jnp.asarray(step).astype(jnp.uint32), index)
-        bits = philox_bits((key[0], key[1]), (rows, chains), stream=stream)
-        lanes = bits[:, : words * self.lanes].reshape(rows, words, self.lanes)
+        bits = philox_bits((key[0], key[1]), (rows, chains))[:, : words * self.lanes]
+        lanes = bits.reshape(rows, words, self.lanes)
         return [uniform_from_bits(lanes[..., lane]) for lane in range(self.lanes)]
 
     def width(self, rows: int) -> int:
@@ -285,34 +255,25 @@ class FusedDenseSweep(NodeMajorSweep):
         self,
         prepared: dict[str, Any],
         parts: tuple[jax.Array, ...],
-        draws: dict[str, jax.Array],
-        step: jax.Array,
+        keys: jax.Array,
+        beta: jax.Array,
         free: list[jax.Array],
         sampler: str,
-    ) -> tuple[tuple[jax.Array, ...], jax.Array]:
+    ) -> tuple[jax.Array, ...]:
         parts = list(parts)
-        counter = jnp.reshape(step, (1,)).astype(jnp.int32)  # a bitcast: no kernel
-        last = len(parts) - 1
         for index in range(len(parts)):
-            updated = update_block(
+            parts[index] = update_block(
                 prepared["matrices"][index],
                 parts[self.sources[index][0]],
                 prepared["biases"][index],
                 free[index],
                 parts[index],
-                draws["key"],
-                draws["betas"],
-                counter,
-                block=index,
-                advance=index == last,
+                keys[index],
+                beta,
                 tiling=self.tilings[index],
                 interpret=self.interpret,
             )
-            if index == last:
-                parts[index], counter = updated
-            else:
-                parts[index] = updated
-        return tuple(parts), counter.reshape(())
+        return tuple(parts)
 
 
 def _pad2(array: jax.Array, rows: int, columns: int) -> jax.Array:

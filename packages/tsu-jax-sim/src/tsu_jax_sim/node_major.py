@@ -18,14 +18,11 @@ Random numbers: the uniforms of block $k$ in sweep $t$ come from the threefry-2x
 `fold_in(fold_in(key, t), k)`, counter (node, chain word, half); both 32-bit output words are
 used, each turned into a uniform in [0, 1) with 23 random mantissa bits exactly as
 `jax.random.uniform` does (`NodeMajorSweep.uniforms`; the fused RBM kernel of `fused_dense`
-draws Philox instead). They are computed inside the fused block update, never written to
-memory, and every key of the run is derived once before the loop (`NodeMajorSweep.draws`).
-Each uniform is used for one update, so the chain is the heat-bath (or Metropolis) kernel of
+draws Philox instead, under the same keys). They are computed inside the fused block update,
+never written to memory, and every key of the run is derived once before the loop. Each
+uniform is used for one update, so the chain is the heat-bath (or Metropolis) kernel of
 `sweep.update_block`, with other random numbers; the counters do not depend on how chains are
 split over devices.
-
-A sweep takes the call's loop-invariant `draws` (the keys and the betas, one per sweep) and
-the index of the sweep, and returns the next index: the loop carries it with the states.
 """
 
 from __future__ import annotations
@@ -252,18 +249,9 @@ class NodeMajorSweep:
             return fields[0]
         return [jnp.concatenate(lane, axis=0) for lane in zip(*fields, strict=True)]
 
-    # -- random numbers --------------------------------------------------------------------------
-    def draws(self, key: jax.Array, betas: jax.Array) -> dict[str, jax.Array]:
-        """What the sweeps of a call read, loop-invariant: the threefry key of every block in
-        every sweep (`block_keys`, derived once before the loop) and the betas, one per sweep."""
-        return {"keys": block_keys(key, betas.shape[0], len(self.blocks)), "betas": betas}
-
-    def uniforms(
-        self, draws: dict[str, jax.Array], step: Any, index: int, shape: tuple[int, int]
-    ) -> list[jax.Array]:
-        """Uniforms of block `index` in sweep `step`, (rows, words) for each lane: threefry
-        (`_uniforms`) under the block's key."""
-        return _uniforms(draws["keys"][step, index], shape, self.lanes)
+    def uniforms(self, key: jax.Array, shape: tuple[int, int]) -> list[jax.Array]:
+        """Uniforms of one block update, (rows, words) for each lane: threefry (`_uniforms`)."""
+        return _uniforms(key, shape, self.lanes)
 
     @property
     def _dense(self) -> bool:
@@ -277,23 +265,23 @@ class NodeMajorSweep:
         self,
         prepared: dict[str, Any],
         parts: tuple[jax.Array, ...],
-        draws: dict[str, jax.Array],
-        step: jax.Array,
+        keys: jax.Array,
+        beta: jax.Array,
         free: list[jax.Array],
         sampler: str,
-    ) -> tuple[tuple[jax.Array, ...], jax.Array]:
-        """Update every block once, in the topology's block order: sweep `step` (an int32
-        scalar) of the call whose `draws` are given; returns the blocks and `step + 1`.
+    ) -> tuple[jax.Array, ...]:
+        """Update every block once, in the topology's block order.
 
         Arguments:
+            keys: (num_blocks, 2) uint32, the threefry key of each block in this sweep.
+            beta: the inverse temperature of this sweep (scalar).
             free: per block, (|B_k|,) bool, False at clamped nodes.
         """
-        beta = draws["betas"][step]
         parts = list(parts)
         for index in range(len(parts)):
             fields = self.field_lanes(prepared, parts, index)
             current = self._spin_lanes(parts[index])
-            uniforms = self.uniforms(draws, step, index, current[0].shape)
+            uniforms = self.uniforms(keys[index], current[0].shape)
             keep = ~free[index][:, None]
             down = []
             for field, spin, uniform in zip(fields, current, uniforms, strict=True):
@@ -304,7 +292,7 @@ class NodeMajorSweep:
                     flag = flip == (spin > 0)
                 down.append(jnp.where(keep, spin < 0, flag))
             parts[index] = self._pack(down)
-        return tuple(parts), step + 1
+        return tuple(parts)
 
     def energies(self, prepared: dict[str, Any], parts: tuple[jax.Array, ...], rows: int) -> Any:
         """E(s) = -sum_i s_i (f_i + h_i) / 2 for each chain, (rows,)."""

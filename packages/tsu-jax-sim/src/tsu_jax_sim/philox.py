@@ -58,23 +58,17 @@ def philox4x32(
     counter: tuple[jax.Array, jax.Array, jax.Array, jax.Array],
     mulhilo: MulHiLo = mulhilo_portable,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-    """The four uint32 output words of Philox-4x32-10 at `counter` (4 uint32 arrays or
-    scalars, broadcast together) under `key` (2 uint32 scalars or arrays)."""
+    """The four uint32 output words of Philox-4x32-10 at `counter` (4 uint32 arrays) under
+    `key` (2 uint32 scalars or arrays)."""
     key0, key1 = key
     x0, x1, x2, x3 = counter
     for round_index in range(ROUNDS):
         if round_index:
             key0, key1 = key0 + np.uint32(KEY_STEPS[0]), key1 + np.uint32(KEY_STEPS[1])
-        high0, low0 = _multiply(mulhilo, x0, MULTIPLIERS[0])
-        high1, low1 = _multiply(mulhilo, x2, MULTIPLIERS[1])
+        high0, low0 = mulhilo(x0, MULTIPLIERS[0])
+        high1, low1 = mulhilo(x2, MULTIPLIERS[1])
         x0, x1, x2, x3 = high1 ^ x1 ^ key0, low1, high0 ^ x3 ^ key1, low0
     return x0, x1, x2, x3
-
-
-def _multiply(mulhilo: MulHiLo, a: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
-    """`mulhilo`, or the portable product for a scalar word (a counter word shared by the
-    whole array stays a scalar through the first round: one product, not one per element)."""
-    return mulhilo(a, m) if jnp.ndim(a) else mulhilo_portable(a, m)
 
 
 def philox_bits(
@@ -83,18 +77,17 @@ def philox_bits(
     first_row: jax.Array | int = 0,
     first_chain: jax.Array | int = 0,
     mulhilo: MulHiLo = mulhilo_portable,
-    stream: tuple[jax.Array | int, jax.Array | int] = (0, 0),
 ) -> jax.Array:
     """(rows, chains) uint32 random bits: those of node `first_row + r` and chain
-    `first_chain + c` are word c % 4 of Philox at counter (node, chain // 4, *stream). One call
+    `first_chain + c` are word c % 4 of Philox at counter (node, chain // 4, 0, 0). One call
     serves four chains; its words are interleaved along the chains by two 2-way stacks (all a
     Triton kernel can do). `chains` and `first_chain` are multiples of 4."""
     rows, chains = shape
     quarter = chains // 4
     node = first_row + jax.lax.broadcasted_iota(jnp.int32, (rows, quarter), 0)
     quad = first_chain // 4 + jax.lax.broadcasted_iota(jnp.int32, (rows, quarter), 1)
-    high = [jnp.asarray(word).astype(jnp.uint32) for word in stream]  # scalars: see _multiply
-    counter = (node.astype(jnp.uint32), quad.astype(jnp.uint32), *high)
+    zero = jnp.zeros((rows, quarter), jnp.uint32)
+    counter = (node.astype(jnp.uint32), quad.astype(jnp.uint32), zero, zero)
     words = philox4x32(key, counter, mulhilo)
     even = jnp.stack((words[0], words[2]), axis=-1).reshape(rows, chains // 2)
     odd = jnp.stack((words[1], words[3]), axis=-1).reshape(rows, chains // 2)

@@ -204,6 +204,8 @@ class JaxSimProgram:
         total = burn_in + num_samples * thinning
         key = jax_key(packed[:2])
         all_betas = jax.lax.bitcast_convert_type(packed[2 : 2 + total], jnp.float32)
+        burn_betas = all_betas[:burn_in]
+        record_betas = all_betas[burn_in:].reshape(num_samples, thinning)
         free = packed[2 + total :] != 0
         finite = jnp.stack([jnp.isfinite(weights).all(), jnp.isfinite(biases).all()])
         state_dtype = jnp.float32 if topology.is_spin else jnp.int32
@@ -239,22 +241,18 @@ class JaxSimProgram:
         # Rows are (chain, rung) pairs, chain-major; rung R-1 runs at the target beta.
         states = constrain(jnp.repeat(initial, num_rungs, axis=0))
         if plan is not None:
-            # Node-major blocks in the loop; what the sweeps draw from is derived up front.
+            # Node-major blocks in the loop; every sweep's keys drawn up front (see node_major).
             states = constrain(plan.split(states))
             free_blocks = plan.block_free(free)
-            draws = plan.draws(key, all_betas)
+            keys = node_major.block_keys(key, total, len(layout.blocks))
 
-        def one_sweep(carry: tuple[Any, jax.Array]) -> tuple[Any, jax.Array]:
-            """Sweep `step` (the call's sweeps in order: burn-in, then the rounds) -> the
-            states and `step + 1`; the index travels with the states, so the loop slices
-            nothing per sweep."""
+        def one_sweep(carry: tuple[Any, jax.Array], beta: jax.Array) -> Any:
             states, step = carry
             if plan is not None:
-                states, step = plan.sweep(
-                    prepared, states, draws, step, free_blocks, self.local_sampler
+                states = plan.sweep(
+                    prepared, states, keys[step], beta, free_blocks, self.local_sampler
                 )
-                return constrain(states), step
-            beta = all_betas[step]
+                return (constrain(states), step + 1), None
             sweep_key = jax.random.fold_in(key, step)
             row_betas = jnp.tile(beta * ladder, num_chains)
             states = sweep(layout, prepared, states, sweep_key, row_betas, free, self.local_sampler)
@@ -269,7 +267,7 @@ class JaxSimProgram:
                     step % 2,
                 )
                 states = replicas.reshape(states.shape)
-            return constrain(states), step + 1
+            return (constrain(states), step + 1), None
 
         def target(states: Any) -> jax.Array:
             if plan is not None:
@@ -279,6 +277,20 @@ class JaxSimProgram:
         def output(states: jax.Array) -> jax.Array:
             return states.astype(jnp.int8 if topology.is_spin else jnp.int32)
 
+        num_samples = record_betas.shape[0]
+        thinning = record_betas.shape[1]
+        burn_in = burn_betas.shape[0]
+        # Rounds: round 0 runs the burn-in, round k >= 1 runs `thinning` sweeps and records.
+        # Each round is a `fori_loop` with a traced length, so the compiled program holds one
+        # copy of the sweep, and recording needs no conditional (no host sync on GPUs).
+        betas = jnp.concatenate([burn_betas, record_betas.reshape(-1)])
+        starts = jnp.concatenate(
+            [jnp.zeros(1, jnp.int32), burn_in + thinning * jnp.arange(num_samples, dtype=jnp.int32)]
+        )
+        lengths = jnp.concatenate(
+            [jnp.full(1, burn_in, jnp.int32), jnp.full(num_samples, thinning, jnp.int32)]
+        )
+        weights = jnp.concatenate([jnp.zeros(1), jnp.ones(num_samples)])
         if mode == "sample":
             recorded = ()
         elif topology.is_spin:
@@ -311,58 +323,64 @@ class JaxSimProgram:
             edges = edges + weight * layout.edge_products(chosen)
             return (nodes, edges, energy_sum + weight * energies.mean()), None
 
-        carry = (states, jnp.zeros((), jnp.int32))
-        unroll = self.backend.unroll_for(total, len(layout.blocks))
+        unroll = self.backend.unroll_for(betas.shape[0], len(layout.blocks))
         if unroll > 1:
             # Accelerators: static scans unrolled `unroll` sweeps deep, so the loop's condition
             # (read back by the host on GPUs) and launch gaps come once per `unroll` sweeps.
-            def sweeps(carry: Any, count: int) -> Any:
+            def sweep_scan(states: jax.Array, first: int, count: int) -> jax.Array:
                 if count == 0:
-                    return carry
-                return jax.lax.scan(
-                    lambda carry, _: (one_sweep(carry), None),
-                    carry,
-                    None,
-                    length=count,
+                    return states
+                indices = first + jnp.arange(count, dtype=jnp.uint32)
+                (states, _), _ = jax.lax.scan(
+                    lambda carry, inputs: one_sweep((carry[0], inputs[1]), inputs[0]),
+                    (states, jnp.zeros((), jnp.uint32)),
+                    (jax.lax.dynamic_slice_in_dim(betas, first, count), indices),
                     unroll=min(unroll, count),
-                )[0]
+                )
+                return states
 
-            carry = sweeps(carry, burn_in)
-            recorded, first_output = record(carry[0], recorded, jnp.zeros(()))
+            states = sweep_scan(states, 0, burn_in)
+            recorded, first_output = record(states, recorded, jnp.zeros(()))
 
-            def round_static(inputs: Any, _: Any) -> Any:
-                carry, recorded = inputs
-                carry = sweeps(carry, thinning)
-                recorded, out = record(carry[0], recorded, jnp.ones(()))
-                return (carry, recorded), out
+            def round_static(carry: Any, inputs: Any) -> Any:
+                states, recorded = carry
+                round_betas, first = inputs
+                indices = first + jnp.arange(thinning, dtype=jnp.uint32)
+                (states, _), _ = jax.lax.scan(
+                    lambda c, i: one_sweep((c[0], i[1]), i[0]),
+                    (states, jnp.zeros((), jnp.uint32)),
+                    (round_betas, indices),
+                    unroll=min(unroll, thinning),
+                )
+                recorded, out = record(states, recorded, jnp.ones(()))
+                return (states, recorded), out
 
-            (carry, recorded), outputs = jax.lax.scan(
-                round_static, (carry, recorded), None, length=num_samples
+            firsts = (burn_in + thinning * jnp.arange(num_samples)).astype(jnp.uint32)
+            (states, recorded), outputs = jax.lax.scan(
+                round_static, (states, recorded), (record_betas, firsts)
             )
             if mode == "sample":
                 outputs = jax.tree_util.tree_map(
                     lambda first, rest: jnp.concatenate([first[None], rest]), first_output, outputs
                 )
         else:
-            # Rounds: round 0 runs the burn-in, round k >= 1 runs `thinning` sweeps and records.
-            # Each round is a `fori_loop` with a traced length, so the compiled program holds
-            # one copy of the sweep, and recording needs no conditional (no host sync on GPUs).
-            lengths = jnp.concatenate(
-                [jnp.full(1, burn_in, jnp.int32), jnp.full(num_samples, thinning, jnp.int32)]
-            )
-            weights = jnp.concatenate([jnp.zeros(1), jnp.ones(num_samples)])
 
-            def round_traced(inputs: Any, round_inputs: Any) -> Any:
-                carry, recorded = inputs
-                length, weight = round_inputs
-                carry = jax.lax.fori_loop(0, length, lambda _, carry: one_sweep(carry), carry)
-                recorded, out = record(carry[0], recorded, weight)
-                return (carry, recorded), out
+            def step(carry: Any, inputs: Any) -> Any:
+                states, recorded = carry
+                start, length, weight = inputs
 
-            (carry, recorded), outputs = jax.lax.scan(
-                round_traced, (carry, recorded), (lengths, weights)
+                def inner(offset: jax.Array, states: jax.Array) -> jax.Array:
+                    index = start + offset
+                    (states, _), _ = one_sweep((states, index.astype(jnp.uint32)), betas[index])
+                    return states
+
+                states = jax.lax.fori_loop(0, length, inner, states)
+                recorded, out = record(states, recorded, weight)
+                return (states, recorded), out
+
+            (states, recorded), outputs = jax.lax.scan(
+                step, (states, recorded), (starts, lengths, weights)
             )
-        states = carry[0]
         final = output(target(states))
         if mode == "sample":
             kept, kept_energies = outputs
