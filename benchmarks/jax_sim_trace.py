@@ -5,10 +5,12 @@ events before the first kernel (what the host does before the device can start).
 Traces 3 calls (after warm-up) of the 784 x 500 bfloat16 RBM (1000 chains) and the DTM-like
 64x64 graph (256 chains), 100 sweeps each, with `jax.profiler` (a Perfetto JSON trace, no
 TensorBoard needed), then reads the trace. Device events exist on GPUs only; on the CPU the
-lines report the host side. JSON lines in microseconds; `--keep DIR` keeps the traces.
+lines report the host side. JSON lines in microseconds; `--keep DIR` keeps the traces;
+`--timeline US` also prints the second call event by event (host events of at least US us).
 
     python benchmarks/jax_sim_trace.py             # GPU sizes
     python benchmarks/jax_sim_trace.py --quick     # small, CPU
+    python benchmarks/jax_sim_trace.py --timeline 4   # and each call's time line
 """
 
 from __future__ import annotations
@@ -93,10 +95,40 @@ def kernel_counts(events: list[dict[str, Any]], count: int = 25) -> list[tuple[s
     return [(name, n / calls, microseconds[name] / calls) for name, n in numbers.most_common(count)]
 
 
+def timeline(events: list[dict[str, Any]], shortest: float) -> list[tuple[str, float, float, str]]:
+    """The second traced call as a time line: ("host" or "device", start from the call's start,
+    duration, name) of every event at least `shortest` us long (device: every event), by start.
+    It shows what the host does before the first kernel and where the device waits."""
+    device = device_events(events)
+    device_ids = {event["pid"] for event in device}
+    calls = sorted(
+        (event for event in events if event.get("name") == CALL_MARK), key=lambda e: e["ts"]
+    )
+    call = calls[min(1, len(calls) - 1)]
+    start, end = call["ts"], call["ts"] + call["dur"]
+    rows = [
+        ("device" if event["pid"] in device_ids else "host", event)
+        for event in events
+        if event.get("ph") == "X"
+        and event.get("name") != CALL_MARK
+        and start <= event["ts"] < end
+        and (event["pid"] in device_ids or event.get("dur", 0) >= shortest)
+    ]
+    rows.sort(key=lambda row: row[1]["ts"])
+    return [(side, e["ts"] - start, e.get("dur", 0.0), e.get("name", "?")) for side, e in rows]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--keep", type=Path, help="keep the traces in this folder")
+    parser.add_argument(
+        "--timeline",
+        type=float,
+        metavar="US",
+        help="also print the second call's time line: host events of at least US us, and "
+        "every device event",
+    )
     arguments = parser.parse_args()
     generator = np.random.default_rng(0)
     visible, hidden, rbm_chains, side, dtm_chains, sweeps = (
@@ -141,6 +173,14 @@ def main() -> None:
             )
         for span, microseconds in host_spans(events):
             emit("host span before the first kernel", {**config, "span": span}, microseconds, "us")
+        if arguments.timeline is not None:
+            for side, offset, duration, event in timeline(events, arguments.timeline):
+                emit(
+                    "time line of a call: event duration",
+                    {**config, "side": side, "start_us": round(offset, 1), "event": event[:120]},
+                    duration,
+                    "us",
+                )
 
 
 if __name__ == "__main__":
