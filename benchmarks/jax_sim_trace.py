@@ -32,15 +32,18 @@ from tsu_jax_sim import JaxSimBackend
 from tsu_jax_sim.bench import emit
 
 
+def traced_calls(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The complete events marking the traced calls (`CALL_MARK`), by start time."""
+    marks = (e for e in events if e.get("ph") == "X" and e.get("name") == CALL_MARK)
+    return sorted(marks, key=lambda event: event["ts"])
+
+
 def summarise(events: list[dict[str, Any]]) -> dict[str, float]:
     """Medians over the traced calls: host duration, host time to the first device event,
     device-busy time (sum of device event durations up to the next call), and the number of
     device events (kernels and copies) in a call."""
-    spans = [event for event in events if event.get("ph") == "X"]
     device = device_events(events)
-    calls = sorted(
-        (event for event in spans if event.get("name") == CALL_MARK), key=lambda e: e["ts"]
-    )
+    calls = traced_calls(events)
     rows: dict[str, list[float]] = {
         "call (host)": [],
         "to first kernel": [],
@@ -64,9 +67,7 @@ def host_spans(events: list[dict[str, Any]], count: int = 12) -> list[tuple[str,
     (nested events each count: a parent spans its children), median over the calls."""
     device = device_events(events)
     device_ids = {event["pid"] for event in device}
-    calls = sorted(
-        (event for event in events if event.get("name") == CALL_MARK), key=lambda e: e["ts"]
-    )
+    calls = traced_calls(events)
     per_name: dict[str, list[float]] = {}
     for call in calls:
         start, end = call["ts"], call["ts"] + call["dur"]
@@ -91,7 +92,7 @@ def kernel_counts(events: list[dict[str, Any]], count: int = 25) -> list[tuple[s
     call), most frequent first (the trace holds the traced calls only)."""
     microseconds = device_kernels(events)
     numbers = Counter(event.get("name", "?") for event in device_events(events))
-    calls = max(sum(1 for event in events if event.get("name") == CALL_MARK), 1)
+    calls = max(len(traced_calls(events)), 1)
     return [(name, n / calls, microseconds[name] / calls) for name, n in numbers.most_common(count)]
 
 
@@ -101,9 +102,7 @@ def timeline(events: list[dict[str, Any]], shortest: float) -> list[tuple[str, f
     It shows what the host does before the first kernel and where the device waits."""
     device = device_events(events)
     device_ids = {event["pid"] for event in device}
-    calls = sorted(
-        (event for event in events if event.get("name") == CALL_MARK), key=lambda e: e["ts"]
-    )
+    calls = traced_calls(events)
     call = calls[min(1, len(calls) - 1)]
     start, end = call["ts"], call["ts"] + call["dur"]
     rows = [
