@@ -18,11 +18,13 @@ Each package declares, in its pyproject.toml,
 Test environments are shared between sessions whose package sets are equal (a hash of the set
 and of the packages' pyproject files names the environment), and packages are installed
 editable, so repeated runs only run the tests. pip (not uv) installs everything, so pip's
-configuration (local mirrors, constraints) is honoured.
+configuration (local mirrors, constraints) is honoured. Large files that an environment shares
+byte for byte with another (torch, jaxlib) become hard links, so a full run needs far less disk.
 """
 
 from __future__ import annotations
 
+import filecmp
 import hashlib
 import os
 import sys
@@ -67,6 +69,37 @@ def _needs_torch(package: str, *, extras: bool = True) -> bool:
         requirement.split(">")[0].split("=")[0].split("[")[0].strip() == "torch"
         for requirement in requirements
     )
+
+
+def _link_identical_files(env: Path) -> None:
+    """Replace each large file in `env`'s site-packages that is byte-identical to the same file in
+    another environment under .nox by a hard link to it. torch and jaxlib are installed in many
+    environments: a full run held 22 GB before, and CI once ran out of disk."""
+    site = next((env / "lib").glob("python*/site-packages"))
+    nox_dir = ROOT / ".nox"
+    others = [
+        other
+        for pattern in ("*/lib/python*/site-packages", "_shared/*/lib/python*/site-packages")
+        for other in nox_dir.glob(pattern)
+        if other != site
+    ]
+    for path in site.rglob("*"):
+        if path.is_symlink() or not path.is_file() or path.stat().st_size < 1 << 16:
+            continue
+        relative = path.relative_to(site)
+        for other in others:
+            twin = other / relative
+            if (
+                twin.is_file()
+                and not twin.is_symlink()
+                and twin.stat().st_size == path.stat().st_size
+                and not twin.samefile(path)
+                and filecmp.cmp(twin, path, shallow=False)
+            ):
+                linked = path.with_name(path.name + ".nox-link")
+                os.link(twin, linked)
+                os.replace(linked, path)
+                break
 
 
 def _has_test_extra(package: str) -> bool:
@@ -119,6 +152,7 @@ def _shared_env(
         session.run(*pip, *targets, external=True)
         for requirement in requirements:
             session.run(*pip, "-r", str(requirement), external=True)
+        _link_identical_files(env)
         stamp.write_text("\n".join(packages))
     return env
 
@@ -151,6 +185,7 @@ def isolation(session: nox.Session, package: str) -> None:
     if _needs_torch(package, extras=False):
         session.install(TORCH_PIN)
     session.install(str(PACKAGES_DIR / "tsu-core"), str(PACKAGES_DIR / package))
+    _link_identical_files(Path(session.virtualenv.location))
     module = package.replace("-", "_")
     forbidden = _settings(package).get("forbidden", [])
     session.run(
