@@ -84,18 +84,18 @@ def _link_identical_files(env: Path) -> None:
         if other != site
     ]
     for path in site.rglob("*"):
-        if path.is_symlink() or not path.is_file() or path.stat().st_size < 1 << 16:
+        if path.is_symlink() or not path.is_file():
             continue
-        relative = path.relative_to(site)
+        size = path.stat().st_size
+        if size < 1 << 16:
+            continue
         for other in others:
-            twin = other / relative
-            if (
-                twin.is_file()
-                and not twin.is_symlink()
-                and twin.stat().st_size == path.stat().st_size
-                and not twin.samefile(path)
-                and filecmp.cmp(twin, path, shallow=False)
-            ):
+            twin = other / path.relative_to(site)
+            if twin.is_symlink() or not twin.is_file() or twin.stat().st_size != size:
+                continue
+            if twin.samefile(path):
+                break  # already shared
+            if filecmp.cmp(twin, path, shallow=False):
                 linked = path.with_name(path.name + ".nox-link")
                 os.link(twin, linked)
                 os.replace(linked, path)
