@@ -86,3 +86,27 @@ def test_topology_is_immutable():
     topology = lattice_2d(4)[0]
     with pytest.raises(ValueError):
         topology.edges[0, 0] = 3
+
+
+def test_copies_are_independent_models_with_stacked_parameters():
+    """The exact distribution of three copies is the product of each copy's own: moments of
+    the stacked model reshape to each copy's exact moments under its own parameters."""
+    from tsu_core import ExactDistribution
+
+    generator = np.random.default_rng(3)
+    one = Topology(4, [(0, 1), (1, 2), (2, 3), (0, 3), (0, 2)])
+    stacked = one.copies(3)
+    assert stacked.num_nodes == 12 and stacked.num_edges == 15 and _proper(stacked)
+    assert len(stacked.blocks) == len(one.blocks)
+    weights = generator.normal(size=(3, one.num_edges))
+    biases = generator.normal(size=(3, one.num_nodes))
+    joint = ExactDistribution.of(stacked, Parameters(weights.ravel(), biases.ravel()), beta=0.7)
+    for k in range(3):
+        alone = ExactDistribution.of(one, Parameters(weights[k], biases[k]), beta=0.7)
+        assert np.allclose(joint.node_moments.reshape(3, -1)[k], alone.node_moments)
+        assert np.allclose(joint.edge_moments.reshape(3, -1)[k], alone.edge_moments)
+    # Per-copy parameters really differ: copy 0's moments under copy 1's parameters do not match.
+    other = ExactDistribution.of(one, Parameters(weights[1], biases[1]), beta=0.7)
+    assert not np.allclose(joint.node_moments.reshape(3, -1)[0], other.node_moments)
+    with pytest.raises(InvalidModel, match="copies"):
+        one.copies(0)

@@ -116,6 +116,25 @@ class Topology:
             owner[block] = index
         return owner
 
+    def copies(self, count: int) -> Topology:
+        """`count` disjoint copies of this topology in one: a program that samples `count`
+        independent models (one parameter set each) in a single call.
+
+        Copy k holds nodes `k * N .. (k + 1) * N - 1` and edges `k * E .. (k + 1) * E - 1`, so
+        per-copy parameters of shape (count, E) and (count, N) flatten row-major into the
+        weights and biases, and moments reshape back the same way. Block b of the result is
+        block b of every copy, so a sweep updates all copies together.
+        """
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+            raise InvalidModel(f"copies: expected an integer count >= 1, got {describe(count)}")
+        count = int(count)
+        node_offsets = self.num_nodes * np.arange(count)
+        edges = (self.edges[None] + node_offsets[:, None, None]).reshape(-1, 2)
+        blocks = tuple((block[None] + node_offsets[:, None]).ravel() for block in self.blocks)
+        return Topology(
+            self.num_nodes * count, edges, num_categories=self.num_categories, blocks=blocks
+        )
+
     def __repr__(self) -> str:
         kind = "spin" if self.is_spin else f"categorical(K={self.num_categories})"
         extra = f", structure={self.structure['kind']}" if self.structure else ""
