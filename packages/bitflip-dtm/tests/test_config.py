@@ -21,6 +21,15 @@ from bitflip_dtm.config import Config, ConfigError, preset
         ({"learning_rate": 0.0}, "learning_rate"),
         ({"dataset": "imagenet"}, "dataset"),
         ({"window_radius": -1}, "window_radius"),
+        ({"graph": "hexagonal"}, "graph"),
+        ({"graph": "torus", "grid_size": 71}, "grid_size"),
+        ({"graph": "torus", "grid_size": 20}, "grid_size"),  # 12,288 bits on 200 sites
+        ({"graph": "torus", "grid_degree": 10}, "grid_degree"),
+        ({"label_copies": 2}, "label_copies"),  # labels need the torus
+        ({"chains": "eternal"}, "chains"),
+        ({"learning_rate_floor": 0.0}, "learning_rate_floor"),
+        ({"correlation_penalty": -1.0}, "correlation_penalty"),
+        ({"generation_beta_start": 0.0}, "generation_beta_start"),
     ],
 )
 def test_bad_values_name_the_field(changes, field):
@@ -43,5 +52,5 @@ def test_defaults_are_the_seeds():
         100,
         16,
     )
-    assert (config.fantasy_chains, config.pcd_steps, config.sweeps_per_step) == (64, 5, 6)
+    assert (config.fantasy_chains, config.train_samples, config.sweeps_per_step) == (64, 5, 6)
     assert Config.from_dict(config.to_dict()) == config

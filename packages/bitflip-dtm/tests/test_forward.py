@@ -17,7 +17,7 @@ from bitflip_dtm.forward import (
 from tsu_core.testing.stats import mean_tolerance
 
 
-@pytest.mark.parametrize("kind", ["linear", "cosine", "mutual-information"])
+@pytest.mark.parametrize("kind", ["linear", "cosine", "mutual-information", "log-time"])
 def test_schedules_reach_the_final_flip_and_stay_valid(kind):
     cumulative = cumulative_flips(kind, 10, 0.5)
     assert cumulative[0] == 0 and cumulative[-1] == pytest.approx(0.5, abs=1e-12)
@@ -95,3 +95,53 @@ def test_posterior_at_step_one_is_the_data():
     spins_0 = torch.tensor([1, -1, 1])
     spins_1 = torch.tensor([-1, -1, 1])
     assert np.array_equal(process.posterior_up(spins_1, spins_0, 1).numpy(), [1.0, 0.0, 1.0])
+
+
+def test_log_time_schedule_is_the_papers_resampling():
+    """Resampling a bit at rate r over the times -log(1 - t/T) leaves the signal (1 - t/T)^r."""
+    for rate in (0.2, 0.8):
+        cumulative = cumulative_flips("log-time", 8, 0.5, rate)
+        fraction = torch.arange(9, dtype=torch.float64) / 8
+        assert torch.allclose(1 - 2 * cumulative, (1 - fraction) ** rate, atol=1e-12)
+
+
+def test_label_bits_follow_their_own_rate():
+    config = preset("paper", num_steps=4)
+    process = ForwardProcess.of(config)
+    image, label = config.num_image_bits, config.num_label_bits
+    gamma = process.step_coupling(2, config.num_bits)
+    assert gamma.shape == (image + label,)
+    expected_image = coupling(bitflip_schedule("log-time", 4, 0.5, 0.8)[1])
+    expected_label = coupling(bitflip_schedule("log-time", 4, 0.5, 0.2)[1])
+    assert torch.allclose(gamma[:image], expected_image) and torch.allclose(
+        gamma[image:], expected_label
+    )
+    # Labels keep more signal: at t = 3 of 4 a label bit flipped with probability below an image's.
+    assert process.cumulative[3, 1] < process.cumulative[3, 0]
+    generator = torch.Generator().manual_seed(0)
+    spins = torch.ones(20000, image + label, dtype=torch.int8)
+    noisy = process.noise(spins, 3, generator)
+    for column, columns in ((0, slice(None, image)), (1, slice(image, None))):
+        expected = float(process.cumulative[3, column])
+        count = noisy[:, columns].numel()
+        flipped = float((noisy[:, columns] < 0).double().mean())
+        assert abs(flipped - expected) < mean_tolerance(
+            expected * (1 - expected), count, 2, spread=1
+        )
+
+
+def test_pairs_draw_every_step_at_once():
+    """`pairs` gives x_{t-1} ~ q(. | x_0) and x_t ~ q(. | x_{t-1}) for several steps."""
+    config = preset("tiny", num_steps=5, schedule="cosine")
+    process = ForwardProcess.of(config)
+    generator = torch.Generator().manual_seed(2)
+    spins_0 = torch.ones(30000, 9, dtype=torch.int8)
+    previous, noisy = process.pairs(spins_0, [2, 5], generator)
+    assert previous.shape == noisy.shape == (2, 30000, 9)
+    for k, t in enumerate((2, 5)):
+        for draw, expected in ((previous[k], process.cumulative[t - 1]),
+                               (noisy[k], process.cumulative[t])):  # fmt: skip
+            expected = float(expected)
+            flipped = float((draw < 0).double().mean())
+            tolerance = mean_tolerance(expected * (1 - expected), draw.numel(), 4, spread=1)
+            assert abs(flipped - expected) < tolerance

@@ -1,8 +1,16 @@
-"""A tiny model trained for a few seconds samples the two training patterns far above chance."""
+"""Training follows the exact log-likelihood gradient, and a tiny model learns its two patterns."""
 
+import numpy as np
+import pytest
+import torch
+
+import tsu_core
+from bitflip_dtm.config import preset
 from bitflip_dtm.data import images_to_bits, load_dataset, spins_to_bits
 from bitflip_dtm.sample import sample
-from bitflip_dtm.train import Trainer
+from bitflip_dtm.train import Trainer, learning_rate
+from tsu_core.exact import all_states
+from tsu_core.testing.stats import mean_tolerance
 
 
 def test_two_patterns_are_learned(backend, tiny_training):
@@ -17,3 +25,78 @@ def test_two_patterns_are_learned(backend, tiny_training):
     hits = sum(int((bits == pattern).all(1).sum()) for pattern in patterns)
     # Uniform bits would hit a pattern 2/512 of the time: under one sample in 200.
     assert hits >= 120, hits
+
+
+def _exact_log_likelihood_gradient(model, t, spins_previous, spins_t):
+    """The gradient of mean_b log p(x_{t-1,b} | x_{t,b}) in the step's parameters, by summing
+    exp(-E) over every latent state (numerator) and every (x_{t-1}, z) state (partition
+    function) in torch, then autograd: an implementation independent of the sampler's."""
+    graph = model.graph
+    visible = torch.from_numpy(1 - 2 * all_states(graph.num_bits, 2)).to(torch.int8)
+    latent = torch.from_numpy(1 - 2 * all_states(graph.num_latents, 2)).to(torch.int8)
+    num_visible, num_latent = visible.shape[0], latent.shape[0]
+    total = 0.0
+    for previous, noisy in zip(spins_previous, spins_t, strict=True):
+        clamped = torch.cat(
+            [previous.expand(num_latent, -1), latent, noisy.expand(num_latent, -1)], 1
+        )
+        free = torch.cat(
+            [
+                visible.repeat_interleave(num_latent, 0),
+                latent.repeat(num_visible, 1),
+                noisy.expand(num_visible * num_latent, -1),
+            ],
+            1,
+        )
+        total = total + torch.logsumexp(-model.energy(t, clamped).double(), 0)
+        total = total - torch.logsumexp(-model.energy(t, free).double(), 0)
+    step = model.steps[t - 1]
+    parameters = [step.weights, step.visible_bias, step.latent_bias]
+    return torch.autograd.grad(total / len(spins_previous), parameters)
+
+
+@pytest.mark.parametrize("chains", ["fresh", "persistent"])
+def test_update_is_the_exact_log_likelihood_gradient(chains):
+    """With exact draws (the reference backend), minus the trainer's gradient matches the exact
+    gradient of the conditional log-likelihood of every step, within a Bernstein bound."""
+    draws = 20000
+    config = preset("tiny", num_steps=3, batch_size=4, fantasy_chains=4, chains=chains,
+                    train_samples=draws, steps_per_iteration=3)  # fmt: skip
+    images, _ = load_dataset(config)
+    trainer = Trainer(config, images, backend=tsu_core.get_backend("reference"))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in trainer.model.parameters():
+            parameter.copy_(0.5 * torch.randn(parameter.shape, generator=generator))
+    spins_0 = trainer.data[:4]
+    steps = [1, 2, 3]
+    spins_previous, spins_t = trainer.model.forward_process.pairs(spins_0, steps, generator)
+    trainer.estimate_gradient(steps, spins_previous, spins_t, tsu_core.Key(5))
+    num_parameters = sum(parameter.numel() for parameter in trainer.model.parameters())
+    # Each (example, draw) pair contributes one positive-minus-negative term: variance <= 2,
+    # range <= 4; Bonferroni over every parameter.
+    tolerance = mean_tolerance(2.0, config.batch_size * draws, num_parameters, spread=4.0)
+    for k, t in enumerate(steps):
+        exact = _exact_log_likelihood_gradient(trainer.model, t, spins_previous[k], spins_t[k])
+        step = trainer.model.steps[t - 1]
+        for estimate, truth in zip(
+            (step.weights.grad, step.visible_bias.grad, step.latent_bias.grad), exact, strict=True
+        ):
+            assert np.all(np.abs(-estimate.double().numpy() - truth.numpy()) < tolerance)
+        if t == config.num_steps:
+            continue  # x_T is pure noise: its coupling is 0 and the step ignores x_t
+        # The check can fail: the gradient for x_t with its signs reversed is far outside it.
+        wrong = _exact_log_likelihood_gradient(trainer.model, t, spins_previous[k], -spins_t[k])
+        assert np.abs(-step.visible_bias.grad.double().numpy() - wrong[1].numpy()).max() > (
+            2 * tolerance
+        )
+
+
+def test_learning_rate_decays_along_a_cosine_to_its_floor():
+    config = preset("tiny", learning_rate=0.2, learning_rate_floor=0.25, iterations=100)
+    assert learning_rate(config, 0) == pytest.approx(0.2)
+    assert learning_rate(config, 50) == pytest.approx(0.2 * (0.25 + 0.75 * 0.5))
+    assert learning_rate(config, 100) == pytest.approx(0.05)
+    assert learning_rate(config, 250) == pytest.approx(0.05)
+    constant = preset("tiny", learning_rate=0.2)
+    assert learning_rate(constant, 77) == pytest.approx(0.2)

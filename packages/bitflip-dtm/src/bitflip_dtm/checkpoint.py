@@ -3,8 +3,9 @@
 A checkpoint at iteration n is two files in one directory:
 
 * `checkpoint-<n>.safetensors`: the per-step parameters (`steps.<i>.weights`, ...), the AdamW
-  moments (`optimizer.<p>.exp_avg`, `optimizer.<p>.exp_avg_sq`) and the persistent chains
-  (`fantasy`);
+  moments (`optimizer.<p>.exp_avg`, `optimizer.<p>.exp_avg_sq`), the persistent chains
+  (`fantasy`, empty for fresh chains), and each step's correlation penalty and last measured
+  autocorrelation (`penalty`, `autocorrelation`);
 * `checkpoint-<n>.json`: the config, the iteration, AdamW's hyper-parameters and step counts,
   and the SHA-256 of the tensors file, so a truncated or altered file is caught on load.
 
@@ -29,7 +30,7 @@ from safetensors.torch import load_file, save_file
 
 from bitflip_dtm.config import Config, ConfigError
 
-FORMAT = "bitflip-dtm-checkpoint-1"
+FORMAT = "bitflip-dtm-checkpoint-2"
 PATTERN = re.compile(r"checkpoint-(\d+)\.json$")
 
 
@@ -88,6 +89,8 @@ def save_checkpoint(trainer: Any, directory: str | Path) -> Path:
             else:
                 tensors[f"optimizer.{index}.{name}"] = value.detach().cpu().contiguous()
     tensors["fantasy"] = trainer.fantasy.detach().cpu().contiguous()
+    tensors["penalty"] = trainer.penalty.detach().cpu().contiguous()
+    tensors["autocorrelation"] = trainer.autocorrelation.detach().cpu().contiguous()
     tensors_path = directory / f"{stem}.safetensors"
     _atomic_write(tensors_path, lambda name: save_file(tensors, name))
     groups = [
@@ -151,7 +154,11 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{path}: corrupt checkpoint metadata ({error}); {fix}") from None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a {FORMAT} file; {fix}")
+        found = metadata.get("format") if isinstance(metadata, dict) else None
+        raise CheckpointError(
+            f"{path}: not a {FORMAT} file (format {found!r}); checkpoints of earlier versions "
+            "hold a different model: train again, or " + fix
+        )
     tensors_path = path.parent / str(metadata.get("tensors", ""))
     if not tensors_path.is_file():
         raise CheckpointError(f"{path}: its tensors file {tensors_path.name} is missing; {fix}")
@@ -211,6 +218,8 @@ def restore(trainer: Any, checkpoint: Checkpoint) -> None:
             group["betas"] = tuple(group["betas"])
     trainer.optimizer.load_state_dict({"state": state, "param_groups": param_groups})
     trainer.fantasy = checkpoint.tensors["fantasy"].to(device=device, dtype=torch.int8)
+    trainer.penalty = checkpoint.tensors["penalty"].clone()
+    trainer.autocorrelation = checkpoint.tensors["autocorrelation"].clone()
     trainer.iteration = checkpoint.iteration
 
 

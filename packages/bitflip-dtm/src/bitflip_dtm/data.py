@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as functional
 
-from bitflip_dtm.config import Config, ConfigError
+from bitflip_dtm.config import NUM_CLASSES, Config, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,10 @@ def images_to_bits(images: torch.Tensor, config: Config) -> torch.Tensor:
 
 
 def bits_to_images(bits: torch.Tensor, config: Config) -> torch.Tensor:
-    """The inverse of `images_to_bits`: (B, D) bits to (B, C, H, W) images in [0, 1]."""
+    """The inverse of `images_to_bits`: (B, D) bits to (B, C, H, W) images in [0, 1]. Label
+    bits after the image's (`config.label_copies`) are ignored."""
     size, channels, k = config.image_size, config.channels, config.bits_per_channel
+    bits = bits[:, : config.num_image_bits]
     planes = bits.to(torch.int64).reshape(-1, size, size, channels, k).permute(0, 3, 4, 1, 2)
     if config.encoding == "threshold":
         return planes[:, :, 0].to(torch.float32)
@@ -80,6 +82,26 @@ def bits_to_spins(bits: torch.Tensor) -> torch.Tensor:
 def spins_to_bits(spins: torch.Tensor) -> torch.Tensor:
     """{-1, +1} -> {0, 1} (uint8)."""
     return (spins > 0).to(torch.uint8)
+
+
+def label_spins(labels: torch.Tensor, config: Config) -> torch.Tensor:
+    """Class labels (B,) to the label bits as spins (B, 10 * label_copies): `label_copies`
+    one-hot codes, +1 at the class and -1 elsewhere."""
+    one_hot = functional.one_hot(labels.to(torch.int64), NUM_CLASSES).to(torch.int8)
+    return (2 * one_hot - 1).repeat(1, config.label_copies)
+
+
+def data_spins(images: torch.Tensor, labels: torch.Tensor | None, config: Config) -> torch.Tensor:
+    """The visible spins (B, D) of images and, when the config has label bits, their labels."""
+    spins = bits_to_spins(images_to_bits(images, config))
+    if not config.label_copies:
+        return spins
+    if labels is None:
+        raise ConfigError(
+            f"label_copies={config.label_copies}: the model has label bits, so it needs the "
+            "images' labels"
+        )
+    return torch.cat([spins, label_spins(labels, config).to(spins.device)], dim=1)
 
 
 # -- loaders -------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 r"""The block-sparse graph of one reverse step, built once and shared by every step.
 
-Nodes, with D visible bits per image and H latent spins:
+Nodes, with D visible bits per image (the image's, then any label bits) and H latent spins:
 
 | nodes              | what                                                   |
 | ------------------ | ------------------------------------------------------ |
@@ -8,7 +8,17 @@ Nodes, with D visible bits per image and H latent spins:
 | `D .. D+H-1`       | latent spins z                                         |
 | `D+H .. 2D+H-1`    | $x_t$, the current noisy bits, always clamped          |
 
-Edges, in this order (the weights of a step follow it):
+Two wirings (`config.graph`). The learned edges come first and the D coupling edges
+$x_{t-1,i}$ -- $x_{t,i}$, weighted by the forward coupling $\gamma_t$, last.
+
+**"torus"**, the DTM paper's: a `grid_size` x `grid_size` torus whose nodes are the visible bits
+and the latents. Each node is joined to the nodes at the quarter-turn rotations of a few offsets
+(`config.GRID_OFFSETS`: degree 12 is (0, 1), (4, 1) and (10, 9)); every offset has an odd
+coordinate sum, so the two checkerboard colours are the two blocks. The visible bits sit at
+random nodes of one colour (`graph_seed`), so no two visible bits are joined and all structure
+goes through the latents: edges are "latent" (visible -- latent) or "hidden" (latent -- latent).
+
+**"patches"**, for images that have no grid of their own. Edges, in this order:
 
 1. local: bits of the same plane whose pixels lie within `window_radius` (Chebyshev) inside one
    `block_size` x `block_size` patch, and all planes of one pixel;
@@ -29,11 +39,11 @@ from functools import cached_property
 import numpy as np
 
 import tsu_core
-from bitflip_dtm.config import Config
+from bitflip_dtm.config import GRID_OFFSETS, Config
 
 log = logging.getLogger(__name__)
 
-KINDS = ("local", "skip", "latent", "coupling")
+KINDS = ("local", "skip", "latent", "coupling", "hidden")
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,6 +115,59 @@ def _bit(rows: np.ndarray, cols: np.ndarray, planes: np.ndarray, size: int, coun
 
 def build_graph(config: Config) -> ReverseGraph:
     """The reverse-step graph of a config (deterministic given `config.graph_seed`)."""
+    graph = _torus_graph(config) if config.graph == "torus" else _patch_graph(config)
+    log.info("reverse-step graph: %s", graph.statistics)
+    return graph
+
+
+def torus_edges(size: int, degree: int) -> np.ndarray:
+    """The undirected edges (E, 2) of a `size` x `size` torus wired with `GRID_OFFSETS[degree]`;
+    node `row * size + col`. Each offset and its quarter turns give four neighbours per node."""
+    rows, cols = np.divmod(np.arange(size * size), size)
+    pairs = []
+    for dr, dc in GRID_OFFSETS[degree]:
+        for turn_r, turn_c in ((dr, dc), (-dc, dr), (-dr, -dc), (dc, -dr)):
+            other = ((rows + turn_r) % size) * size + (cols + turn_c) % size
+            pairs.append(np.stack([np.minimum(rows * size + cols, other),
+                                   np.maximum(rows * size + cols, other)], axis=1))  # fmt: skip
+    return np.unique(np.concatenate(pairs), axis=0)
+
+
+def _torus_graph(config: Config) -> ReverseGraph:
+    size, num_bits = config.grid_size, config.num_bits
+    grid = torus_edges(size, config.grid_degree)
+    colour = np.add(*np.divmod(np.arange(size * size), size)) % 2
+    generator = np.random.default_rng(config.graph_seed)
+    visible_sites = generator.permutation(np.flatnonzero(colour == 0))[:num_bits]
+    is_visible = np.zeros(size * size, dtype=bool)
+    is_visible[visible_sites] = True
+    hidden_sites = np.flatnonzero(~is_visible)
+    node_of_site = np.empty(size * size, dtype=np.int64)
+    node_of_site[visible_sites] = np.arange(num_bits)
+    node_of_site[hidden_sites] = num_bits + np.arange(hidden_sites.size)
+    num_latents = hidden_sites.size
+    edges = node_of_site[grid]
+    edges.sort(axis=1)  # a visible node (index < D) comes first
+    touches_visible = edges[:, 0] < num_bits
+    learned = np.concatenate([edges[touches_visible], edges[~touches_visible]])
+    bits = np.arange(num_bits)
+    coupling_edges = np.stack([bits, num_bits + num_latents + bits], axis=1)
+    kinds = np.concatenate([
+        np.full(int(touches_visible.sum()), KINDS.index("latent")),
+        np.full(int((~touches_visible).sum()), KINDS.index("hidden")),
+        np.full(num_bits, KINDS.index("coupling")),
+    ])  # fmt: skip
+    node_colour = np.empty(2 * num_bits + num_latents, dtype=np.int64)
+    node_colour[node_of_site] = colour
+    node_colour[num_bits + num_latents :] = 1  # x_t touches only visible bits (colour 0)
+    blocks = (np.flatnonzero(node_colour == 0), np.flatnonzero(node_colour == 1))
+    topology = tsu_core.Topology(
+        2 * num_bits + num_latents, np.concatenate([learned, coupling_edges]), blocks=blocks
+    )
+    return ReverseGraph(topology, num_bits, num_latents, kinds.astype(np.int8))
+
+
+def _patch_graph(config: Config) -> ReverseGraph:
     size, block, radius = config.image_size, config.block_size, config.window_radius
     planes = config.bits_per_pixel
     num_bits = config.num_bits
@@ -183,6 +246,4 @@ def build_graph(config: Config) -> ReverseGraph:
     visible_blocks = [bit[colour == value] for value in np.unique(colour)]
     rest = np.arange(num_bits, 2 * num_bits + num_latents)
     topology = tsu_core.Topology(2 * num_bits + num_latents, edges, blocks=(*visible_blocks, rest))
-    graph = ReverseGraph(topology, num_bits, num_latents, edge_kind.astype(np.int8))
-    log.info("reverse-step graph: %s", graph.statistics)
-    return graph
+    return ReverseGraph(topology, num_bits, num_latents, edge_kind.astype(np.int8))

@@ -58,8 +58,18 @@ class DTM(nn.Module):
         edges = torch.from_numpy(graph.topology.edges.astype(np.int64))
         self.register_buffer("edge_first", edges[:, 0].clone(), persistent=False)
         self.register_buffer("edge_second", edges[:, 1].clone(), persistent=False)
-        latent_kind = KINDS.index("latent")
-        latent_mask = torch.from_numpy(graph.edge_kind[: graph.num_learned_edges] == latent_kind)
+        couplings = torch.stack(
+            [
+                self.forward_process.step_coupling(t, graph.num_bits).expand(graph.num_bits)
+                for t in range(1, config.num_steps + 1)
+            ]
+        )
+        # gamma_t of every bit, (T, D): the fixed weights of the coupling edges.
+        self.register_buffer("couplings", couplings.float(), persistent=False)
+        kinds = graph.edge_kind[: graph.num_learned_edges]
+        latent_mask = torch.from_numpy(
+            (kinds == KINDS.index("latent")) | (kinds == KINDS.index("hidden"))
+        )
         generator = torch.Generator().manual_seed(config.seed)
         with torch.no_grad():
             for step in self.steps:
@@ -78,11 +88,7 @@ class DTM(nn.Module):
         """All E edge weights of step t: the learned ones, then $\\gamma_t$ on every coupling."""
         self._check_step(t)
         step = self.steps[t - 1]
-        gamma = self.forward_process.step_coupling(t)
-        coupling = torch.full(
-            (self.graph.num_bits,), gamma, dtype=step.weights.dtype, device=step.weights.device
-        )
-        return torch.cat([step.weights, coupling])
+        return torch.cat([step.weights, self.couplings[t - 1].to(step.weights.dtype)])
 
     def biases(self, t: int) -> torch.Tensor:
         """All N node biases of step t: h, b, and zero on the clamped $x_t$ nodes."""
@@ -94,6 +100,25 @@ class DTM(nn.Module):
     def parameters_for(self, t: int) -> tsu_core.Parameters:
         """Step t's `tsu_core.Parameters` (detached torch tensors on the model's device)."""
         return tsu_core.Parameters(self.weights(t).detach(), self.biases(t).detach())
+
+    def stacked_parameters(self, steps: list[int]) -> tsu_core.Parameters:
+        """The parameters of several steps for `graph.topology.copies(len(steps))`: copy k
+        holds step `steps[k]` (weights and biases flattened row-major, detached)."""
+        rows = [self.steps[t - 1] for t in steps]
+        with torch.no_grad():
+            learned = torch.stack([step.weights for step in rows])
+            couplings = self.couplings[torch.tensor(steps) - 1].to(learned.dtype)
+            weights = torch.cat([learned, couplings], dim=1)
+            visible = torch.stack([step.visible_bias for step in rows])
+            biases = torch.cat(
+                [
+                    visible,
+                    torch.stack([step.latent_bias for step in rows]),
+                    torch.zeros_like(visible),
+                ],
+                dim=1,
+            )
+        return tsu_core.Parameters(weights.reshape(-1), biases.reshape(-1))
 
     def local_fields(self, t: int, states: torch.Tensor) -> torch.Tensor:
         """$f_i = \\text{bias}_i + \\sum_j J_{ij} s_j$ for every node of states (B, N), in torch

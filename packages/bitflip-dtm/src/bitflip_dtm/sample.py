@@ -2,7 +2,9 @@ r"""Sampling: start from uniform random bits and run the T reverse steps on the 
 
 Reverse step t clamps the $x_t$ nodes of every chain to its current image and runs
 `sweeps_per_step` block Gibbs sweeps over $x_{t-1}$ and the latents, starting $x_{t-1}$ at
-$x_t$ (the closest guess: the two differ in a fraction $q_t$ of bits) and the latents at random.
+$x_t$ (the closest guess: the two differ in a fraction $q_t$ of bits) and the latents at random
+(`chain_start`, which training's fresh chains share). With `generation_beta_start` and
+`generation_beta_end` set, beta rises linearly over the sweeps of each step (annealing).
 """
 
 from __future__ import annotations
@@ -32,9 +34,26 @@ def compile_program(model: DTM, backend: tsu_core.Backend | None = None) -> tsu_
 
 
 def _random_spins(shape: tuple[int, ...], key: tsu_core.Key, device: torch.device) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(key.value & ((1 << 63) - 1))
-    bits = torch.randint(0, 2, shape, generator=generator, dtype=torch.int8)
-    return (2 * bits - 1).to(device)
+    """Uniform spins drawn on `device` (a generator there, seeded by the key)."""
+    generator = torch.Generator(device=device).manual_seed(key.value & ((1 << 63) - 1))
+    bits = torch.randint(0, 2, shape, generator=generator, dtype=torch.int8, device=device)
+    return 2 * bits - 1
+
+
+def chain_start(spins_t: torch.Tensor, num_latents: int, key: tsu_core.Key) -> torch.Tensor:
+    """Where a chain of a reverse step starts, (..., 2D + H) int8: $x_{t-1} = x_t$, random
+    latents, and $x_t$ (clamped). `spins_t` is (..., D) on the chains' device."""
+    latents = _random_spins((*spins_t.shape[:-1], num_latents), key, spins_t.device)
+    spins_t = spins_t.to(torch.int8)
+    return torch.cat([spins_t, latents, spins_t], dim=-1)
+
+
+def generation_schedule(model: DTM) -> tsu_core.BetaSchedule | float:
+    """The beta schedule of one reverse step when sampling (1 when not annealed)."""
+    config = model.config
+    if config.generation_beta_start == config.generation_beta_end == 1.0:
+        return 1.0
+    return tsu_core.linear(config.generation_beta_start, config.generation_beta_end)
 
 
 def reverse_step(
@@ -52,18 +71,16 @@ def reverse_step(
     graph = model.graph
     sweeps = model.config.sweeps_per_step if sweeps is None else sweeps
     spins_t = spins_t.to(torch.int8)
-    count = spins_t.shape[0]
     latent_key, sample_key = key.split(2)
-    latents = _random_spins((count, graph.num_latents), latent_key, spins_t.device)
-    initial = torch.cat([spins_t, latents, spins_t], dim=1)
     result = program.sample(
         model.parameters_for(t),
         key=sample_key,
-        num_chains=count,
+        num_chains=spins_t.shape[0],
         num_samples=1,
         burn_in=sweeps - 1,
+        schedule=generation_schedule(model),
         clamp=tsu_core.Clamp(graph.noisy, spins_t),
-        initial_state=initial,
+        initial_state=chain_start(spins_t, graph.num_latents, latent_key),
     )
     return to_torch(result.final_state, spins_t.device, torch.int8)
 
@@ -77,8 +94,14 @@ def sample(
     sweeps: int | None = None,
     keep_intermediates: bool = False,
     progress: bool = False,
+    readout: str | None = None,
 ) -> SampleResult:
-    """Draw `num_images` images (as spins) by running every reverse step from uniform noise."""
+    """Draw `num_images` images (as spins) by running every reverse step from uniform noise.
+
+    `readout` (default `config.readout`) is what the last step returns: "sample", the chains'
+    final $x_0$, or "mode", each bit set to its more probable value given the rest of the
+    final state (the latents and $x_1$): the draw without the last update's coin flips.
+    """
     from tqdm.auto import tqdm
 
     key = tsu_core.as_key(key)
@@ -86,8 +109,12 @@ def sample(
     spins = _random_spins((num_images, model.graph.num_bits), key.fold_in(0), device)
     intermediates = [spins] if keep_intermediates else None
     steps = range(model.num_steps, 0, -1)
+    readout = model.config.readout if readout is None else readout
     for t in tqdm(steps, desc="reverse steps", disable=not progress, leave=False):
         state = reverse_step(model, program, t, spins, key.fold_in(t), sweeps)
+        if t == 1 and readout == "mode":
+            fields = model.local_fields(1, state)[:, : model.graph.num_bits]
+            state[:, : model.graph.num_bits] = torch.where(fields >= 0, 1, -1).to(state.dtype)
         spins = state[:, : model.graph.num_bits]
         if intermediates is not None:
             intermediates.append(spins)

@@ -1,42 +1,47 @@
-r"""Training: PCD-k per reverse step, a binary denoising term, an optional mixing penalty, AdamW.
+r"""Training: the log-likelihood gradient of every reverse step from two backend calls, AdamW.
 
 For step t and a data batch $x_0$: draw $x_{t-1} \sim q(x_{t-1} \mid x_0)$ and
-$x_t \sim q(x_t \mid x_{t-1})$. The log-likelihood gradient of $p_\theta(x_{t-1} \mid x_t)$ is
+$x_t \sim q(x_t \mid x_{t-1})$. The gradient of $\log p_\theta(x_{t-1} \mid x_t)$ is
 
 $$\nabla_J = \langle s_i s_j \rangle_{\text{data}} - \langle s_i s_j \rangle_{\text{model}}, \qquad
   \nabla_h = \langle s_i \rangle_{\text{data}} - \langle s_i \rangle_{\text{model}}:$$
 
-the positive phase clamps $x_{t-1}$ and $x_t$ (one `tsu_core.Clamp` with per-chain values) and
-samples the latents; the negative phase runs `fantasy_chains` persistent chains per step for
-`pcd_steps` sweeps with only $x_t$ clamped (the batch's $x_t$, repeated), continuing from their
-last states. Moments come from `program.moments` and move to torch through DLPack.
+the positive phase clamps $x_{t-1}$ and $x_t$ and samples the latents; the negative phase clamps
+only $x_t$ (each chain its example's) and samples $x_{t-1}$ and the latents. Both run
+`train_burn_in` sweeps, then record `train_samples` states `train_thinning` sweeps apart.
+Negative chains are `fresh` (one per example, started as sampling starts them: `chain_start`)
+or `persistent` (`fantasy_chains` per step, continuing from their last states).
 
-The denoising term is a cross-entropy between every visible bit's conditional under the model,
-$\sigma(2 f_i)$ with $f_i$ its local field given the other bits of $x_{t-1}$, the sampled
-latents and $x_t$, and the forward posterior $q(s_{t-1,i} = +1 \mid s_t, s_0)$ (`forward.py`):
-binary ratio matching with the posterior as a Rao-Blackwellised target.
+The reverse steps are independent models, so the `steps_per_iteration` steps of an iteration
+are sampled together: the program is `steps_per_iteration` disjoint copies of the reverse-step
+graph (`tsu_core.Topology.copies`), copy k carrying step k's parameters, and each phase is one
+`program.moments` call for all of them. Moments stay on the device (DLPack) and the update
+reads nothing back to the host.
 
-The mixing penalty (weight `mixing_weight`, off by default) is the mean probability that a
-heat-bath update leaves a visible spin of the fantasy chains unchanged, $(1 + \tanh^2 f_i)/2$;
-it keeps conditionals soft so block Gibbs chains decorrelate fast.
+The correlation penalty adds $\lambda_t (\langle s_i\rangle \langle s_j\rangle -
+\langle s_i s_j\rangle)$, negative-phase moments, to the gradient of each learned coupling of
+step t: it pulls couplings towards decorrelating their spins, so chains keep mixing. With
+`adaptive_penalty`, $\lambda_t$ follows the measured autocorrelation of step t's chains
+(`mixing.py`). Without the penalty the update is the maximum-likelihood gradient alone.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.distributed as distributed
-import torch.nn.functional as functional
 
 import tsu_core
 from bitflip_dtm._arrays import to_torch
 from bitflip_dtm.config import Config
-from bitflip_dtm.data import bits_to_spins, images_to_bits
+from bitflip_dtm.data import data_spins
+from bitflip_dtm.mixing import adapt_penalty, chain_autocorrelation
 from bitflip_dtm.model import DTM
-from bitflip_dtm.sample import compile_program
+from bitflip_dtm.sample import chain_start, compile_program
 
 log = logging.getLogger(__name__)
 
@@ -54,26 +59,34 @@ def iteration_seed(seed: int, iteration: int) -> int:
     return tsu_core.Key(seed).fold_in(iteration).value & ((1 << 63) - 1)
 
 
+def learning_rate(config: Config, iteration: int) -> float:
+    """The learning rate at an iteration: cosine decay from `learning_rate` to
+    `learning_rate * learning_rate_floor` at `iterations`."""
+    progress = min(iteration / config.iterations, 1.0)
+    floor = config.learning_rate_floor
+    return config.learning_rate * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
 @dataclass
 class StepStatistics:
-    """What one training iteration measured."""
+    """What one training iteration measured; tensors stay on the device until read."""
 
     iteration: int
     steps: list[int]
-    contrastive_gap: float  # mean |<s s>_data - <s s>_model| over learned edges
-    denoising: float  # mean cross-entropy per bit
-    mixing: float
-    extras: dict[str, float] = field(default_factory=dict)
+    contrastive_gap: torch.Tensor  # mean |<s s>_data - <s s>_model| over learned edges
 
 
 class Trainer:
-    """Holds the model, its optimiser, the compiled program, persistent chains and the data.
+    """Holds the model, its optimiser, the compiled programs, the chains and the data.
 
     Arguments:
         config: the configuration.
         images: training images (M, C, S, S) in [0, 1].
         device: where parameters and chains live.
         backend: a tsu-core backend (None: `tsu_core.get_backend()`, honouring TSU_BACKEND).
+        labels: the images' classes (M,), needed when the config has label bits.
+        max_copies_per_call: at most this many steps per backend call (None: all the steps of
+            an iteration, as far as the backend's size limit allows).
     """
 
     def __init__(
@@ -82,6 +95,8 @@ class Trainer:
         images: torch.Tensor,
         device: torch.device | str = "cpu",
         backend: tsu_core.Backend | None = None,
+        labels: torch.Tensor | None = None,
+        max_copies_per_call: int | None = None,
     ) -> None:
         self.config = config
         self.device = torch.device(device)
@@ -95,114 +110,216 @@ class Trainer:
         self.backend = backend if backend is not None else tsu_core.get_backend()
         self.program = compile_program(self.model, self.backend)
         graph = self.model.graph
-        self.data = bits_to_spins(images_to_bits(images, config)).to(self.device)
-        generator = torch.Generator().manual_seed(config.seed + self.rank)
-        shape = (config.num_steps, config.fantasy_chains, graph.topology.num_nodes)
-        self.fantasy = (2 * torch.randint(0, 2, shape, generator=generator) - 1).to(
-            device=self.device, dtype=torch.int8
+        self.num_copies = min(config.steps_per_iteration, config.num_steps)
+        # Copies per call: all steps of an iteration, unless the backend's size limit (the
+        # exact reference backend enumerates) allows fewer; then the steps go in equal chunks.
+        limit = self.backend.capabilities.max_nodes
+        fits = self.num_copies if limit is None else limit // graph.topology.num_nodes
+        fits = fits if max_copies_per_call is None else min(fits, max_copies_per_call)
+        self.copies_per_call = max(
+            count for count in range(1, self.num_copies + 1)
+            if self.num_copies % count == 0 and count <= max(fits, 1)
+        )  # fmt: skip
+        self.stacked_program = (
+            self.backend.compile(graph.topology.copies(self.copies_per_call))
+            if self.copies_per_call > 1
+            else self.program
         )
+        self.data = data_spins(images, labels, config).to(self.device)
+        self.fantasy = torch.zeros(0, dtype=torch.int8, device=self.device)
+        if config.chains == "persistent":
+            generator = torch.Generator().manual_seed(config.seed + self.rank)
+            shape = (config.num_steps, config.fantasy_chains, graph.topology.num_nodes)
+            self.fantasy = (2 * torch.randint(0, 2, shape, generator=generator) - 1).to(
+                device=self.device, dtype=torch.int8
+            )
+        # Each step's penalty weight and its chains' last measured autocorrelation (NaN: none).
+        self.penalty = torch.full((config.num_steps,), config.correlation_penalty).double()
+        self.autocorrelation = torch.full((config.num_steps,), math.nan).double()
         self.iteration = 0
         self.key = (
             tsu_core.Key(config.seed).fold_in(self.rank) if self.rank else tsu_core.Key(config.seed)
         )
-        self._clamp_visible_and_noisy = np.concatenate([graph.visible, graph.noisy])
+        nodes, copies = graph.topology.num_nodes, np.arange(self.copies_per_call)[:, None]
+        both = np.concatenate([graph.visible, graph.noisy])
+        self._positive_clamp = (copies * nodes + both).ravel()
+        self._negative_clamp = (copies * nodes + graph.noisy).ravel()
 
+    # -- one iteration ---------------------------------------------------------------------------
     def train_step(self) -> StepStatistics:
-        """One iteration: `steps_per_iteration` random reverse steps, one AdamW update."""
-        config, model, graph = self.config, self.model, self.model.graph
+        """One iteration: `steps_per_iteration` reverse steps, two backend calls, one update."""
+        config, model = self.config, self.model
+        if config.adaptive_penalty and self.iteration % config.penalty_every == 0:
+            self.adapt_penalty()
         generator = torch.Generator().manual_seed(iteration_seed(config.seed, self.iteration))
         key = self.key.fold_in(self.iteration)
-        count = min(config.steps_per_iteration, config.num_steps)
-        steps = (torch.randperm(config.num_steps, generator=generator)[:count] + 1).tolist()
+        steps = sorted(
+            (torch.randperm(config.num_steps, generator=generator)[: self.num_copies] + 1).tolist()
+        )
         size = config.batch_size
         batch = torch.randint(0, self.data.shape[0], (self.world_size * size,), generator=generator)
         batch = batch[self.rank * size : (self.rank + 1) * size]
-        if self.rank:
-            generator = torch.Generator().manual_seed(
-                iteration_seed(config.seed + self.rank, self.iteration)
-            )
+        noise = torch.Generator(device=self.device).manual_seed(
+            iteration_seed(config.seed + self.rank, self.iteration)
+        )
         spins_0 = self.data[batch.to(self.device)]
+        spins_previous, spins_t = model.forward_process.pairs(spins_0, steps, noise)
         self.optimizer.zero_grad(set_to_none=True)
-        gaps, denoising_terms, mixing_terms = [], [], []
-        learned = graph.num_learned_edges
-        num_bits, num_latents = graph.num_bits, graph.num_latents
-        for t in steps:
-            spins_previous = model.forward_process.noise(spins_0, t - 1, generator)
-            spins_t = model.forward_process.step(spins_previous, t, generator)
-            parameters = model.parameters_for(t)
-            positive_key, negative_key = key.fold_in(t).split(2)
-            positive = self.program.moments(
-                parameters,
-                key=positive_key,
-                num_chains=config.batch_size,
-                num_samples=1,
-                clamp=tsu_core.Clamp(
-                    self._clamp_visible_and_noisy,
-                    torch.cat([spins_previous, spins_t], dim=1),
-                ),
-            )
-            chains = torch.arange(config.fantasy_chains, device=self.device) % config.batch_size
-            fantasy_noisy = spins_t[chains]
-            initial = self.fantasy[t - 1].clone()
-            initial[:, num_bits + num_latents :] = fantasy_noisy
-            negative = self.program.moments(
-                parameters,
-                key=negative_key,
-                num_chains=config.fantasy_chains,
-                num_samples=config.pcd_steps,
-                clamp=tsu_core.Clamp(graph.noisy, fantasy_noisy),
-                initial_state=initial,
-            )
-            final = to_torch(negative.final_state, self.device, torch.int8)
-            self.fantasy[t - 1] = final
-            dtype = model.steps[0].weights.dtype
-            positive_nodes = to_torch(positive.nodes, self.device, dtype)
-            negative_nodes = to_torch(negative.nodes, self.device, dtype)
-            edge_gap = (
-                to_torch(positive.edges, self.device, dtype)[:learned]
-                - to_torch(negative.edges, self.device, dtype)[:learned]
-            )
-            node_gap = positive_nodes - negative_nodes
-            step = model.steps[t - 1]
-            # A surrogate whose gradient is minus the log-likelihood gradient (moments detached).
-            contrastive = -(
-                step.weights @ edge_gap
-                + step.visible_bias @ node_gap[:num_bits]
-                + step.latent_bias @ node_gap[num_bits : num_bits + num_latents]
-            )
-            loss = contrastive
-            positive_state = to_torch(positive.final_state, self.device, torch.int8)
-            fields = model.local_fields(t, positive_state)[:, :num_bits]
-            target = model.forward_process.posterior_up(spins_t, spins_0, t).to(fields.dtype)
-            cross_entropy = functional.binary_cross_entropy_with_logits(
-                2 * fields, target, reduction="none"
-            ).sum(1)
-            denoising = cross_entropy.mean()
-            if config.denoising_weight > 0:
-                loss = loss + config.denoising_weight * denoising
-            if config.mixing_weight > 0:
-                fantasy_fields = model.local_fields(t, final)[:, :num_bits]
-                mixing = ((1 + torch.tanh(fantasy_fields) ** 2) / 2).mean()
-                loss = loss + config.mixing_weight * num_bits * mixing
-                mixing_terms.append(mixing.item())
-            loss.backward()
-            gaps.append(float(edge_gap.abs().mean()) if learned else 0.0)
-            denoising_terms.append(denoising.item() / num_bits)
+        gap = self.estimate_gradient(steps, spins_previous, spins_t, key)
         if self.world_size > 1:
             for parameter in model.parameters():
                 if parameter.grad is not None:
                     distributed.all_reduce(parameter.grad)
                     parameter.grad /= self.world_size
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(config, self.iteration)
         self.optimizer.step()
         self.iteration += 1
-        return StepStatistics(
-            self.iteration,
-            steps,
-            sum(gaps) / len(gaps),
-            sum(denoising_terms) / len(denoising_terms),
-            sum(mixing_terms) / len(mixing_terms) if mixing_terms else 0.0,
+        return StepStatistics(self.iteration, steps, gap)
+
+    def estimate_gradient(
+        self,
+        steps: list[int],
+        spins_previous: torch.Tensor,
+        spins_t: torch.Tensor,
+        key: tsu_core.Key,
+    ) -> torch.Tensor:
+        """Add minus the estimated gradient of the mean $\\log p_\\theta(x_{t-1} \\mid x_t)$ (plus
+        the penalty) to the `.grad` of the given steps' parameters.
+
+        Arguments:
+            steps: the steps t (K of them).
+            spins_previous, spins_t: (K, B, D) pairs $(x_{t-1}, x_t)$, row k for `steps[k]`.
+
+        Returns:
+            the mean |edge moment gap| of the learned edges (a tensor on the device).
+        """
+        per_call = self.copies_per_call
+        phases = [
+            self._moments(
+                steps[first : first + per_call],
+                spins_previous[first : first + per_call],
+                spins_t[first : first + per_call],
+                key.fold_in(first),
+            )
+            for first in range(0, len(steps), per_call)
+        ]
+        return self._surrogate(steps, *[torch.cat(parts) for parts in zip(*phases, strict=True)])
+
+    def _moments(
+        self,
+        steps: list[int],
+        spins_previous: torch.Tensor,
+        spins_t: torch.Tensor,
+        key: tsu_core.Key,
+    ) -> tuple[torch.Tensor, ...]:
+        """Both phases for up to `copies_per_call` steps in one call each: the positive and
+        negative node (K, N) and edge (K, E) moments, on the device."""
+        config, graph = self.config, self.model.graph
+        copies, size, _ = spins_t.shape
+        parameters = self.model.stacked_parameters(steps)
+        positive_key, negative_key, start_key = key.split(3)
+        schedule = {
+            "num_samples": config.train_samples,
+            "burn_in": config.train_burn_in,
+            "thinning": config.train_thinning,
+        }
+        if config.chains == "fresh":
+            noisy = spins_t.permute(1, 0, 2)  # (B, K, D)
+            initial = chain_start(noisy, graph.num_latents, start_key).reshape(size, -1)
+        else:
+            chains = torch.arange(config.fantasy_chains, device=self.device) % size
+            noisy = spins_t[:, chains].permute(1, 0, 2)  # (C, K, D)
+            initial = self.fantasy[torch.tensor(steps) - 1].permute(1, 0, 2).clone()
+            initial[..., graph.num_bits + graph.num_latents :] = noisy
+            initial = initial.reshape(len(chains), -1)
+        # The positive phase starts its latents where the negative phase does (its visible bits
+        # are clamped): the two calls then have the same shapes and share one compiled program.
+        clamped = torch.cat([spins_previous, spins_t], dim=2).permute(1, 0, 2).reshape(size, -1)
+        positive = self.stacked_program.moments(
+            parameters,
+            key=positive_key,
+            num_chains=size,
+            clamp=tsu_core.Clamp(self._positive_clamp, clamped),
+            initial_state=initial[:size] if initial.shape[0] >= size else None,
+            **schedule,
+        )
+        negative = self.stacked_program.moments(
+            parameters,
+            key=negative_key,
+            num_chains=initial.shape[0],
+            clamp=tsu_core.Clamp(self._negative_clamp, noisy.reshape(initial.shape[0], -1)),
+            initial_state=initial,
+            **schedule,
+        )
+        if config.chains == "persistent":
+            final = to_torch(negative.final_state, self.device, torch.int8)
+            self.fantasy[torch.tensor(steps) - 1] = final.reshape(
+                initial.shape[0], copies, -1
+            ).permute(1, 0, 2)
+        dtype = self.model.steps[0].weights.dtype
+        return tuple(
+            to_torch(values, self.device, dtype).reshape(copies, -1)
+            for values in (positive.nodes, positive.edges, negative.nodes, negative.edges)
         )
 
+    def _surrogate(
+        self,
+        steps: list[int],
+        positive_nodes: torch.Tensor,
+        positive_edges: torch.Tensor,
+        negative_nodes: torch.Tensor,
+        negative_edges: torch.Tensor,
+    ) -> torch.Tensor:
+        """Backpropagate a surrogate whose gradient is minus the estimated log-likelihood
+        gradient (plus the penalty); returns the mean |edge moment gap| (on the device)."""
+        model, graph = self.model, self.model.graph
+        learned = graph.num_learned_edges
+        num_bits, num_latents = graph.num_bits, graph.num_latents
+        dtype = model.steps[0].weights.dtype
+        negative_edges = negative_edges[:, :learned]
+        edge_gap = positive_edges[:, :learned] - negative_edges
+        gap = edge_gap.abs().mean().detach()
+        penalty = self.penalty[torch.tensor(steps) - 1].to(self.device, dtype)
+        if bool((penalty > 0).any()):
+            first, second = model.edge_first[:learned], model.edge_second[:learned]
+            connected = negative_nodes[:, first] * negative_nodes[:, second] - negative_edges
+            edge_gap = edge_gap + penalty[:, None] * connected
+        node_gap = positive_nodes - negative_nodes
+        stacked = [model.steps[t - 1] for t in steps]
+        surrogate = -(
+            (torch.stack([step.weights for step in stacked]) * edge_gap).sum()
+            + (torch.stack([step.visible_bias for step in stacked]) * node_gap[:, :num_bits]).sum()
+            + (
+                torch.stack([step.latent_bias for step in stacked])
+                * node_gap[:, num_bits : num_bits + num_latents]
+            ).sum()
+        )
+        surrogate.backward()
+        return gap
+
+    # -- the adaptive correlation penalty --------------------------------------------------------
+    def adapt_penalty(self) -> None:
+        """Measure every step's chain autocorrelation and adapt its penalty weight."""
+        config = self.config
+        key = self.key.fold_in(self.iteration).fold_in(0x5EED)
+        examples = self.data[: min(16, self.data.shape[0])]
+        for t in range(1, config.num_steps + 1):
+            value, _ = chain_autocorrelation(self.model, self.program, examples, t, key.fold_in(t))
+            previous = float(self.autocorrelation[t - 1])
+            if not math.isnan(previous):
+                self.penalty[t - 1] = adapt_penalty(
+                    float(self.penalty[t - 1]), value, previous, config.penalty_threshold
+                )
+            self.autocorrelation[t - 1] = value
+        log.info(
+            "iteration %d: autocorrelation %s, penalty %s",
+            self.iteration,
+            np.round(self.autocorrelation.numpy(), 4).tolist(),
+            np.round(self.penalty.numpy(), 5).tolist(),
+        )
+
+    # -- the loop --------------------------------------------------------------------------------
     def train(self, iterations: int | None = None, progress: bool = False, callback=None) -> None:
         """Run iterations (default: up to `config.iterations`); `callback(trainer, stats)` after
         each one (checkpoints, grids)."""
@@ -213,7 +330,8 @@ class Trainer:
         while self.iteration < target:
             stats = self.train_step()
             bar.update(1)
-            bar.set_postfix(gap=f"{stats.contrastive_gap:.3f}", denoise=f"{stats.denoising:.3f}")
+            if progress and self.iteration % 10 == 0:  # reading the gap waits for the device
+                bar.set_postfix(gap=f"{float(stats.contrastive_gap):.4f}")
             if callback is not None:
                 callback(self, stats)
         bar.close()
