@@ -51,3 +51,24 @@ def test_step_diagnostics_run(backend, tiny_training):
     assert [row["step"] for row in rows] == [1, 2]
     assert rows[0]["posterior_bit_error"] == 0.0  # q(x_0 | x_1, x_0) is x_0 itself
     assert all(0 <= row["bit_error"] <= 1 and row["autocorrelation_time"] >= 1 for row in rows)
+
+
+def test_recognisable_rate_separates_classes_from_noise():
+    """With outlier exposure the classifier is confident on held-out members of its classes
+    (ten bars on 8x8 images, 2% of pixels flipped), not on noise or shuffled pixels."""
+    from bitflip_dtm.evaluate import outliers, recognisable_rate
+
+    generator = torch.Generator().manual_seed(4)
+    prototypes = torch.zeros(10, 1, 8, 8)
+    for k in range(8):
+        prototypes[k, 0, k] = 1  # a horizontal bar in row k
+    prototypes[8, 0, :, 2] = prototypes[9, 0, :, 5] = 1  # two vertical bars
+    labels = torch.arange(1200) % 10
+    flips = torch.rand(1200, 1, 8, 8, generator=generator) < 0.02
+    images = torch.where(flips, 1 - prototypes[labels], prototypes[labels])
+    classifier, accuracy = train_classifier(images[:1000], labels[:1000], epochs=3, batch_size=32)
+    members = recognisable_rate(classifier, images[1000:])
+    noise = (torch.rand(200, 1, 8, 8, generator=generator) < 0.2).float()
+    assert accuracy > 0.95 and members > 0.8, (accuracy, members)
+    assert recognisable_rate(classifier, noise) < 0.05
+    assert recognisable_rate(classifier, outliers(images[1000:], generator)) < 0.1

@@ -35,7 +35,7 @@ from bitflip_dtm.checkpoint import (
 from bitflip_dtm.config import Config, ConfigError, preset
 from bitflip_dtm.data import (
     bits_to_images,
-    bits_to_spins,
+    data_spins,
     images_to_bits,
     load_dataset,
     spins_to_bits,
@@ -45,6 +45,7 @@ from bitflip_dtm.train import Trainer
 
 log = logging.getLogger("bitflip_dtm")
 GRID_EPOCHS = (5, 10, 20, 40, 80, 160, 320, 640)
+CLASSIFIER_EPOCHS = 10  # the FID feature extractor's training
 
 
 def save_grid(images: torch.Tensor, path: str | Path, columns: int = 8, scale: int = 1) -> Path:
@@ -87,6 +88,24 @@ def _parse_overrides(pairs: list[str]) -> dict:
     return changes
 
 
+SAMPLING_FIELDS = ("sweeps_per_step", "generation_beta_start", "generation_beta_end", "readout")
+
+
+def _sampling_model(arguments: argparse.Namespace):
+    """The checkpoint's model, with the sampling settings `--set` changes (no others: the
+    rest define what was trained)."""
+    model = load_model(arguments.checkpoint, arguments.device)
+    changes = _parse_overrides(arguments.set)
+    other = sorted(set(changes) - set(SAMPLING_FIELDS))
+    if other:
+        raise ConfigError(
+            f"--set {other}: only sampling settings {list(SAMPLING_FIELDS)} can change after "
+            "training"
+        )
+    model.config = model.config.replace(**changes)
+    return model
+
+
 def _backend(name: str | None) -> tsu_core.Backend:
     return tsu_core.get_backend(name)
 
@@ -123,8 +142,10 @@ def command_train(arguments: argparse.Namespace) -> None:
         log.info("resuming from %s (iteration %d)", latest, checkpoint.iteration)
     else:
         config, checkpoint = preset(arguments.preset, **changes), None
-    images, _ = load_dataset(config, "train")
-    trainer = Trainer(config, images, device=arguments.device, backend=_backend(arguments.backend))
+    images, labels = load_dataset(config, "train")
+    trainer = Trainer(
+        config, images, device=arguments.device, backend=_backend(arguments.backend), labels=labels
+    )
     if checkpoint is not None:
         if checkpoint.config.iterations != config.iterations:
             checkpoint.config = config
@@ -172,7 +193,7 @@ class _TimeUp(Exception):
 
 
 def command_sample(arguments: argparse.Namespace) -> None:
-    model = load_model(arguments.checkpoint, arguments.device)
+    model = _sampling_model(arguments)
     program = compile_program(model, _backend(arguments.backend))
     result = sample(model, program, arguments.num, key=arguments.seed, sweeps=arguments.sweeps,
                     keep_intermediates=arguments.intermediates, progress=True)  # fmt: skip
@@ -186,32 +207,72 @@ def command_sample(arguments: argparse.Namespace) -> None:
     print(json.dumps({"images": arguments.num, "grid": str(path)}))
 
 
-def command_evaluate(arguments: argparse.Namespace) -> None:
-    from bitflip_dtm.evaluate import fid, save_classifier, step_diagnostics, train_classifier
+def quantised(images: torch.Tensor, config: Config) -> torch.Tensor:
+    """Images as the model sees them: through bits and back."""
+    return bits_to_images(images_to_bits(images, config), config)
 
-    model = load_model(arguments.checkpoint, arguments.device)
+
+def classifier_path(run: Path, config: Config) -> Path:
+    """Where a run keeps its FID feature extractor: named for the data it was trained on."""
+    return run / f"classifier-{config.dataset}-{config.image_size}.safetensors"
+
+
+def classifier_for(config: Config, path: Path, device: str) -> Path:
+    """The FID feature extractor at `path`, trained there on the quantised training images when
+    it is missing. It is named for its data set, so runs on other data never reuse it."""
+    from bitflip_dtm.evaluate import save_classifier, train_classifier
+
+    if not path.exists():
+        images, labels = load_dataset(config, "train")
+        log.info("training the feature extractor on %d %s images", len(images), config.dataset)
+        classifier, accuracy = train_classifier(
+            quantised(images, config), labels, epochs=CLASSIFIER_EPOCHS, device=device
+        )
+        save_classifier(classifier.cpu(), path)
+        log.info("feature extractor: training accuracy %.3f, saved to %s", accuracy, path)
+    return path
+
+
+def command_evaluate(arguments: argparse.Namespace) -> None:
+    from bitflip_dtm.evaluate import (
+        diagnostics_table,
+        fid,
+        plot_diagnostics,
+        quality,
+        step_diagnostics,
+    )
+
+    model = _sampling_model(arguments)
     config = model.config.replace(data_path=arguments.data) if arguments.data else model.config
     program = compile_program(model, _backend(arguments.backend))
-    held_out, _ = load_dataset(config, "held-out")
-    classifier_path = Path(arguments.classifier)
-    if arguments.inception_weights is None and not classifier_path.exists():
-        images, labels = load_dataset(config, "train")
-        classifier, accuracy = train_classifier(images, labels, device=arguments.device)
-        save_classifier(classifier.cpu(), classifier_path)
-        log.info("trained the feature extractor: training accuracy %.3f", accuracy)
+    run = Path(arguments.checkpoint)
+    run = run if run.is_dir() else run.parent
+    held_out, held_out_labels = load_dataset(config, "held-out")
     started = time.perf_counter()
     result = sample(model, program, arguments.num_samples, key=arguments.seed, progress=True)
     seconds = time.perf_counter() - started
     generated = bits_to_images(spins_to_bits(result.spins), config).cpu()
-    reference = bits_to_images(images_to_bits(held_out, config), config)  # same quantisation
-    score = fid(generated, reference[: arguments.num_samples], classifier_path=classifier_path,
-                inception_weights=arguments.inception_weights)  # fmt: skip
-    print(json.dumps({"what": "fid", **score, "sampling_seconds": seconds}))
+    reference = quantised(held_out[arguments.reference_start :], config)
+    if arguments.inception_weights is not None:
+        score = fid(generated, reference[: arguments.num_samples],
+                    inception_weights=arguments.inception_weights)  # fmt: skip
+    else:
+        chosen = (
+            Path(arguments.classifier) if arguments.classifier else classifier_path(run, config)
+        )
+        path = classifier_for(config, chosen, arguments.device)
+        train, _ = load_dataset(config, "train")
+        score = quality(generated, reference, quantised(train, config), path, arguments.device)
+        save_grid(generated[:100], run / "evaluate-samples.png", columns=10, scale=2)
+    print(json.dumps({"what": "quality", **score, "sampling_seconds": seconds}))
     if arguments.diagnostics:
-        spins = bits_to_spins(images_to_bits(held_out[:64], config)).to(arguments.device)
-        steps = sorted({1, max(1, model.num_steps // 2), model.num_steps})
-        for row in step_diagnostics(model, program, spins, key=arguments.seed, steps=steps):
+        spins = data_spins(held_out[:64], held_out_labels[:64], config)
+        rows = step_diagnostics(model, program, spins.to(arguments.device), key=arguments.seed)
+        for row in rows:
             print(json.dumps({"what": "step_diagnostics", **row}))
+        print(diagnostics_table(rows))
+        picture = plot_diagnostics(rows, run / "diagnostics.png")
+        log.info("diagnostics plot: %s", picture)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -220,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train (resumes from the latest checkpoint in --out)")
-    train.add_argument("--preset", default="mnist28", help="rgb64, mnist28 or tiny")
+    train.add_argument("--preset", default="mnist28", help="paper, mnist28, rgb64 or tiny")
     train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     train.add_argument("--data", default=None, help="MNIST idx directory (sets data_path)")
     train.add_argument("--iterations", type=int, default=None)
@@ -238,16 +299,29 @@ def build_parser() -> argparse.ArgumentParser:
     draw.add_argument("--intermediates", action="store_true")
     draw.add_argument("--scale", type=int, default=1, help="pixels per image pixel in the PNG")
     draw.add_argument("--out", default="samples.png")
+    draw.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                      help=f"change a sampling setting: {', '.join(SAMPLING_FIELDS)}")  # fmt: skip
     draw.set_defaults(run=command_sample)
     evaluate = commands.add_parser("evaluate", help="FID against held-out data and diagnostics")
     evaluate.add_argument("--checkpoint", required=True)
     evaluate.add_argument("--num-samples", type=int, default=1000)
-    evaluate.add_argument("--classifier", default="classifier.safetensors",
-                          help="feature extractor (trained and saved here if missing)")  # fmt: skip
+    evaluate.add_argument("--classifier", default=None,
+                          help="feature extractor (default: classifier-<dataset>-<size> in the "
+                          "checkpoint's directory; trained and saved there if missing)")  # fmt: skip
     evaluate.add_argument("--inception-weights", default=None, help="local Inception weights file")
     evaluate.add_argument("--data", default=None)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--diagnostics", action="store_true")
+    evaluate.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help=f"change a sampling setting: {', '.join(SAMPLING_FIELDS)}",
+    )
+    evaluate.add_argument("--reference-start", type=int, default=0,
+                          help="the first held-out image compared against (those before it can "
+                          "be kept for choosing sampling settings)")  # fmt: skip
     evaluate.set_defaults(run=command_evaluate)
     return parser
 

@@ -8,9 +8,14 @@ are the penultimate layer of a small classifier trained by this package on the s
 torch-fidelity installed (`pip install bitflip-dtm[fid]`) the distance is computed by it; without
 it, by `tsu_core.frechet`. A local Inception weights file gives the standard FID.
 
+Beside FID, the *recognisable rate*: the fraction of images the extractor's own classifier
+assigns to a class with probability at least `CONFIDENT` (0.9), for generated and held-out
+images alike (`quality`). A model whose samples read as digits approaches the held-out rate.
+
 Per-step diagnostics (`step_diagnostics`): the mean energy of the reverse-step samples, the
 integrated autocorrelation time of the chains' energy, and the bit error of the model's
-$x_{t-1}$ against $x_0$ beside that of the forward posterior $q(x_{t-1} \mid x_t, x_0)$.
+$x_{t-1}$ against $x_0$ beside that of the forward posterior $q(x_{t-1} \mid x_t, x_0)$;
+`diagnostics_table` and `plot_diagnostics` show them.
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ from torch import nn
 import tsu_core
 from bitflip_dtm._arrays import to_torch
 from bitflip_dtm.model import DTM
+from bitflip_dtm.sample import chain_start
 from tsu_core.frechet import sample_frechet_distance
 
 log = logging.getLogger(__name__)
 
 EXTRACTOR_NAME = "bitflip-dtm-classifier"
+CONFIDENT = 0.9
 FEATURE_SIZE = 128
 CLASSIFIER_SIZE = 32  # images are resized to this before the classifier
 
@@ -66,6 +73,24 @@ class Classifier(nn.Module):
         return self.head(self.features(images))
 
 
+def outliers(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Images that are not digits, as many as given and of their shape: in equal parts,
+    uniform random bits of a random density, the images with their pixels shuffled, and the
+    images with 15-45% of their pixels inverted (what a diffusion model's failures look like)."""
+    count = images.shape[0]
+    kind = torch.arange(count) % 3
+    density = 0.05 + 0.45 * torch.rand(count, 1, 1, 1, generator=generator)
+    noise = (torch.rand(images.shape, generator=generator) < density).to(images.dtype)
+    order = torch.argsort(torch.rand(count, images[0, 0].numel(), generator=generator), dim=1)
+    flat = images.flatten(2)
+    shuffled = torch.gather(flat, 2, order[:, None, :].expand_as(flat)).reshape(images.shape)
+    share = 0.15 + 0.3 * torch.rand(count, 1, 1, 1, generator=generator)
+    inverted = torch.rand(images.shape[0], 1, *images.shape[2:], generator=generator) < share
+    corrupted = torch.where(inverted, 1 - images, images)
+    chosen = torch.where((kind == 0)[:, None, None, None], noise, shuffled)
+    return torch.where((kind == 2)[:, None, None, None], corrupted, chosen)
+
+
 def train_classifier(
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -73,8 +98,15 @@ def train_classifier(
     batch_size: int = 128,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    outlier_weight: float = 0.5,
 ) -> tuple[Classifier, float]:
-    """Train the feature extractor on labelled images; returns it and its training accuracy."""
+    """Train the feature extractor on labelled images; returns it and its training accuracy.
+
+    With `outlier_weight > 0` every batch also shows as many `outliers`, whose target is the
+    uniform distribution over classes (outlier exposure), so the classifier is confident only
+    on digits: the recognisable rate then means "reads as a digit" rather than "lies on the
+    near side of some decision boundary".
+    """
     torch.manual_seed(seed)
     model = Classifier(images.shape[1]).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
@@ -83,8 +115,11 @@ def train_classifier(
         order = torch.randperm(images.shape[0], generator=generator)
         for start in range(0, images.shape[0], batch_size):
             chosen = order[start : start + batch_size]
-            logits = model(images[chosen].to(device))
-            loss = functional.cross_entropy(logits, labels[chosen].to(device))
+            batch = images[chosen]
+            loss = functional.cross_entropy(model(batch.to(device)), labels[chosen].to(device))
+            if outlier_weight > 0:
+                logits = model(outliers(batch, generator).to(device))
+                loss = loss - outlier_weight * functional.log_softmax(logits, 1).mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -234,6 +269,50 @@ def fid(
     return {"fid": value, "extractor": extractor, "implementation": implementation, **counts}
 
 
+@torch.no_grad()
+def recognisable_rate(
+    classifier: Classifier, images: torch.Tensor, confidence: float = CONFIDENT
+) -> float:
+    """The fraction of images (N, C, S, S) in [0, 1] that the classifier assigns to one class
+    with probability at least `confidence`."""
+    device = next(classifier.parameters()).device
+    confident = [
+        torch.softmax(classifier(images[i : i + 256].to(device)), 1).amax(1) >= confidence
+        for i in range(0, images.shape[0], 256)
+    ]
+    return float(torch.cat(confident).double().mean())
+
+
+def quality(
+    generated: torch.Tensor,
+    held_out: torch.Tensor,
+    train: torch.Tensor,
+    classifier_path: str | Path,
+    device: str | torch.device = "cpu",
+) -> dict[str, float | int | str]:
+    """FID of generated against held-out images beside its floor (the same number of training
+    images against the held-out ones), and the recognisable rates of generated and held-out
+    images. All image sets (N, C, S, S) in [0, 1], quantised as the model sees them."""
+    count = min(generated.shape[0], held_out.shape[0], train.shape[0])
+    reference = held_out[:count]
+    score = fid(generated[:count], reference, classifier_path=classifier_path)
+    floor = fid(train[:count], reference, classifier_path=classifier_path)
+    classifier = load_classifier(classifier_path, device)
+    generated_rate = recognisable_rate(classifier, generated[:count])
+    held_out_rate = recognisable_rate(classifier, reference)
+    return {
+        "fid": score["fid"],
+        "fid_floor": floor["fid"],
+        "fid_over_floor": score["fid"] / floor["fid"],
+        "recognisable": generated_rate,
+        "recognisable_held_out": held_out_rate,
+        "recognisable_ratio": generated_rate / held_out_rate if held_out_rate else float("nan"),
+        "num_images": count,
+        "extractor": score["extractor"],
+        "implementation": score["implementation"],
+    }
+
+
 def integrated_autocorrelation_time(series: np.ndarray, window_factor: float = 5.0) -> float:
     r"""$\tau = 1 + 2\sum_{k \ge 1} \rho_k$ of chains (C, S), averaged over chains, with Sokal's
     automatic window (stop at the first M with $M \ge c\,\tau(M)$)."""
@@ -275,14 +354,11 @@ def step_diagnostics(
     results = []
     for t in steps if steps is not None else range(1, model.num_steps + 1):
         spins_t = model.forward_process.noise(spins_0, t, generator)
-        initial = torch.cat(
-            [spins_t, torch.ones(spins_t.shape[0], graph.num_latents, dtype=torch.int8,
-                                 device=spins_t.device), spins_t], dim=1
-        )  # fmt: skip
+        start_key, sample_key = key.fold_in(t).split(2)
         samples = program.sample(
-            model.parameters_for(t), key=key.fold_in(t), num_chains=spins_t.shape[0],
+            model.parameters_for(t), key=sample_key, num_chains=spins_t.shape[0],
             num_samples=num_sweeps, clamp=tsu_core.Clamp(graph.noisy, spins_t),
-            initial_state=initial,
+            initial_state=chain_start(spins_t, graph.num_latents, start_key),
         )  # fmt: skip
         energies = to_torch(samples.energies, "cpu", torch.float64).numpy()
         states = to_torch(samples.states, spins_0.device, torch.int8)[:, num_sweeps // 2 :]
@@ -298,3 +374,45 @@ def step_diagnostics(
             "posterior_bit_error": float(posterior_error),
         })  # fmt: skip
     return results
+
+
+def diagnostics_table(rows: list[dict[str, float]]) -> str:
+    """Per-step diagnostics as a Markdown table."""
+    lines = [
+        "| step | bit error (model) | bit error (posterior) | energy | autocorrelation time |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['step']} | {row['bit_error']:.4f} | {row['posterior_bit_error']:.4f} | "
+            f"{row['energy']:.1f} | {row['autocorrelation_time']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_diagnostics(rows: list[dict[str, float]], path: str | Path) -> Path:
+    """Bit errors and autocorrelation times per step, side by side, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [row["step"] for row in rows]
+    figure, (errors, times) = plt.subplots(1, 2, figsize=(9, 3.2))
+    errors.plot(steps, [row["bit_error"] for row in rows], "o-", label="model")
+    errors.plot(steps, [row["posterior_bit_error"] for row in rows], "s--",
+                label="forward posterior")  # fmt: skip
+    errors.set_xlabel("reverse step t")
+    errors.set_ylabel("bit error of $x_{t-1}$ against $x_0$")
+    errors.legend()
+    times.plot(steps, [row["autocorrelation_time"] for row in rows], "o-")
+    for axes in (errors, times):
+        axes.set_xticks(steps)
+    times.set_xlabel("reverse step t")
+    times.set_ylabel("autocorrelation time (sweeps)")
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
