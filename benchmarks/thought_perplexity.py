@@ -68,7 +68,7 @@ def run(name: str, arguments: argparse.Namespace, text: str) -> None:
         warmup_steps=arguments.warmup_steps,
         learning_rate=arguments.learning_rate,
         max_minutes=arguments.minutes,
-        eval_interval=10**9,
+        eval_interval=arguments.eval_interval,
         eval_batches=arguments.eval_batches,
         checkpoint_interval=10**9,
         precision="bf16" if torch.cuda.is_available() else "fp32",
@@ -139,6 +139,12 @@ def main() -> None:
     parser.add_argument("--turn-length", type=int, default=256)
     parser.add_argument("--num-turns", type=int, default=2)
     parser.add_argument("--eval-batches", type=int, default=32)
+    parser.add_argument(
+        "--eval-interval",
+        type=int,
+        default=10**9,
+        help="also log the validation bound every this many steps (log.csv: the equal-time curve)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny CPU run (< 1 min)")
     arguments = parser.parse_args()

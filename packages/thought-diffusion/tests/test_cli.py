@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 
@@ -12,6 +13,7 @@ import tsu_core
 from thought_diffusion import cli
 from thought_diffusion.data import generated_text
 from thought_diffusion.generate import draw
+from thought_diffusion.train import load_checkpoint
 
 
 def test_train_generate_evaluate_chat(tmp_path, monkeypatch, capsys, caplog):
@@ -60,3 +62,21 @@ def test_draws_go_through_the_backend_primitive(monkeypatch):
     monkeypatch.setattr(tsu_core, "get_backend", lambda: Recording())
     draw(torch.zeros(3, 5), tsu_core.Key(2), 0.5, None)
     assert calls == [((3, 5), tsu_core.Key(2), 2.0)]
+
+
+@pytest.mark.parametrize("kind", [["--context", "all", "--no-thoughts"], []])
+def test_train_on_the_fact_recall_mixture_logs_recall(tmp_path, capsys, kind):
+    data = tmp_path / "text.txt"
+    data.write_text(generated_text(2000))
+    out = tmp_path / "run"
+    arguments = ["train", "--data", str(data), "--out", str(out), "--steps", "2"]
+    arguments += ["--batch-size", "2", "--turn-length", "48", "--num-turns", "3"]
+    arguments += ["--memory-probability", "0.5", "--memory-facts", "1,2", "--eval-interval", "2"]
+    cli.main([*arguments, "--eval-batches", "1", "--precision", "fp32", *kind])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["steps"] == 2
+    model, extra = load_checkpoint(out / "checkpoint.safetensors")
+    assert extra["train_config"].memory_facts == (1, 2)
+    assert model.config.max_length == (144 if kind else 64)
+    rows = list(csv.DictReader((out / "log.csv").open()))
+    assert 0.0 <= float(rows[-1]["recall"]) <= 1.0

@@ -11,6 +11,7 @@ from thought_diffusion.config import PRESETS, ModelConfig, TrainConfig, preset
 from thought_diffusion.data import TokenData, generated_text, read_text
 from thought_diffusion.diffusion import alpha, autoregressive_loss, diffusion_loss, weight
 from thought_diffusion.generate import GenerationConfig, draw, generate, remember
+from thought_diffusion.memory import FactRecall, recall_rate, repeat_accuracy
 from thought_diffusion.model import ProjectedMemory, ThoughtDiffusionLM
 from thought_diffusion.thoughts import ThoughtStack
 from thought_diffusion.tokenizer import BPETokenizer, ByteTokenizer, build_tokenizer
@@ -22,6 +23,7 @@ __all__ = [
     "PRESETS",
     "BPETokenizer",
     "ByteTokenizer",
+    "FactRecall",
     "GenerationConfig",
     "ModelConfig",
     "ProjectedMemory",
@@ -41,7 +43,9 @@ __all__ = [
     "load_checkpoint",
     "preset",
     "read_text",
+    "recall_rate",
     "remember",
+    "repeat_accuracy",
     "save_checkpoint",
     "train_model",
     "weight",

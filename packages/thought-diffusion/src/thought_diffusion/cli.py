@@ -64,7 +64,10 @@ def command_train(arguments: argparse.Namespace) -> None:
         arguments.preset,
         vocab_size=tokenizer.vocab_size,
         use_thoughts=not arguments.no_thoughts,
-        max_length=max(arguments.turn_length, preset(arguments.preset).max_length),
+        max_length=max(
+            arguments.turn_length * (arguments.num_turns if arguments.context == "all" else 1),
+            preset(arguments.preset).max_length,
+        ),
         gradient_checkpointing=arguments.gradient_checkpointing,
     )
     train = TrainConfig(
@@ -74,6 +77,10 @@ def command_train(arguments: argparse.Namespace) -> None:
         turn_length=arguments.turn_length,
         num_turns=arguments.num_turns,
         recall_probability=arguments.recall_probability,
+        memory_probability=arguments.memory_probability,
+        memory_facts=tuple(int(n) for n in arguments.memory_facts.split(",")),
+        answer_weight=arguments.answer_weight,
+        context=arguments.context,
         steps=arguments.steps,
         learning_rate=arguments.learning_rate,
         warmup_steps=min(arguments.warmup_steps, arguments.steps),
@@ -222,6 +229,24 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--turn-length", type=int, default=64)
     train.add_argument("--num-turns", type=int, default=3)
     train.add_argument("--recall-probability", type=float, default=0.25)
+    train.add_argument(
+        "--memory-probability",
+        type=float,
+        default=0.0,
+        help="fraction of sequences that are fact-recall episodes (a fact, a later question)",
+    )
+    train.add_argument(
+        "--memory-facts", default="1", help="facts per episode, drawn from this list, e.g. 1,4"
+    )
+    train.add_argument(
+        "--answer-weight", type=float, default=1.0, help="weight of the fact answer's loss"
+    )
+    train.add_argument(
+        "--context",
+        default="turn",
+        choices=["turn", "all"],
+        help="'all': the long-context twin, every earlier turn in the context (use --no-thoughts)",
+    )
     train.add_argument("--learning-rate", type=float, default=3e-4)
     train.add_argument("--warmup-steps", type=int, default=100)
     train.add_argument("--accumulation-steps", type=int, default=1)

@@ -101,6 +101,12 @@ class TrainConfig:
         num_turns: turns per training sequence (thoughts written after each but the last).
         recall_probability: fraction of sequences whose last turn repeats the first (the
             multi-turn task whose answer depends on an earlier turn).
+        memory_probability: fraction of sequences that are fact-recall episodes (`memory.py`):
+            a fact turn, then a question about it 1..num_turns-1 turns later.
+        memory_facts: facts per fact-recall episode, drawn uniformly from this tuple.
+        answer_weight: weight of the answer's loss (nats per sequence) in fact-recall episodes.
+        context: 'turn' scores each turn seeing only itself (and the thought stack); 'all' gives
+            the long-context twin: every sequence is one turn of num_turns x turn_length tokens.
         progressive_steps: if > 0, the largest mask ratio ramps from `progressive_start` to 1
             over this many steps (the progressive mask-ratio schedule).
         max_minutes: stop after this wall-clock budget (0: no limit).
@@ -113,6 +119,10 @@ class TrainConfig:
     turn_length: int = 64
     num_turns: int = 3
     recall_probability: float = 0.25
+    memory_probability: float = 0.0
+    memory_facts: tuple[int, ...] = (1,)
+    answer_weight: float = 1.0
+    context: str = "turn"
     steps: int = 1000
     learning_rate: float = 3e-4
     warmup_steps: int = 100
@@ -138,5 +148,10 @@ class TrainConfig:
             )
         if self.schedule not in ("linear", "cosine"):
             raise ValueError(f"schedule: expected 'linear' or 'cosine', got {self.schedule!r}")
+        if self.context not in ("turn", "all"):
+            raise ValueError(f"context: expected 'turn' or 'all', got {self.context!r}")
+        self.memory_facts = tuple(self.memory_facts)  # a list after a JSON round trip
+        if self.memory_probability > 0 and self.num_turns < 2:
+            raise ValueError("memory_probability > 0 needs num_turns >= 2 (a fact, a question)")
         if self.num_turns < 1 or self.turn_length < 2:
             raise ValueError("num_turns must be >= 1 and turn_length >= 2")

@@ -82,15 +82,19 @@ def substitute(logits: torch.Tensor, noisy: torch.Tensor, mask_id: int) -> torch
     return torch.where((noisy == mask_id)[..., None], log_probs, carried)
 
 
+def token_cross_entropy(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """-log p(x_l | .) (B, L) of every position, in float32."""
+    return functional.cross_entropy(
+        logits.float().flatten(0, 1), tokens.flatten(), reduction="none"
+    ).view(tokens.shape)
+
+
 def masked_loss(
     logits: torch.Tensor, tokens: torch.Tensor, masked: torch.Tensor, t: torch.Tensor, schedule: str
 ) -> torch.Tensor:
     """Per-sequence negative ELBO estimate (B,): weight(t) * sum over masked positions of
     -log p(x_l | z_t)."""
-    cross_entropy = functional.cross_entropy(
-        logits.float().flatten(0, 1), tokens.flatten(), reduction="none"
-    ).view(tokens.shape)
-    return weight(t, schedule) * (cross_entropy * masked).sum(1)
+    return weight(t, schedule) * (token_cross_entropy(logits, tokens) * masked).sum(1)
 
 
 def diffusion_loss(
@@ -107,11 +111,37 @@ def diffusion_loss(
     Its expectation over t and masks is the continuous-time negative ELBO; divide by L for the
     per-token bound (perplexity bound = exp of that).
     """
+    return diffusion_terms(model, tokens, schedule, generator, memory, t, maximum_t)[0]
+
+
+def diffusion_terms(
+    model: torch.nn.Module,
+    tokens: torch.Tensor,
+    schedule: str = "linear",
+    generator: torch.Generator | None = None,
+    memory: tuple[torch.Tensor, torch.Tensor] | None = None,
+    t: torch.Tensor | None = None,
+    maximum_t: float = 1.0,
+    answer: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The negative ELBO estimate (B,) of `diffusion_loss` and the answer's loss (B,).
+
+    `answer` (B, L), optional, marks positions that are always masked in the model's input
+    (a question's answer); their cross-entropy, summed per sequence, is the second term
+    (zeros without `answer`). The ELBO term scores the positions the schedule masked, as
+    without `answer`.
+    """
     if t is None:
         t = sample_times(tokens.shape[0], generator, tokens.device, maximum=maximum_t)
     noisy, masked = mask_tokens(tokens, t, model.config.mask_id, schedule, generator)
+    if answer is not None:
+        noisy = torch.where(answer, torch.full_like(noisy, model.config.mask_id), noisy)
     logits, _, _ = model(noisy, memory)
-    return masked_loss(logits, tokens, masked, t, schedule)
+    cross_entropy = token_cross_entropy(logits, tokens)
+    elbo = weight(t, schedule) * (cross_entropy * masked).sum(1)
+    if answer is None:
+        return elbo, torch.zeros_like(elbo)
+    return elbo, (cross_entropy * answer).sum(1)
 
 
 def autoregressive_loss(

@@ -31,9 +31,11 @@ from tqdm import tqdm
 
 from thought_diffusion.config import ModelConfig, TrainConfig
 from thought_diffusion.data import TokenData
-from thought_diffusion.diffusion import autoregressive_loss, diffusion_loss
+from thought_diffusion.diffusion import autoregressive_loss, diffusion_terms
+from thought_diffusion.memory import FactRecall, recall_rate, repeat_accuracy
 from thought_diffusion.model import ThoughtDiffusionLM
 from thought_diffusion.thoughts import ThoughtStack
+from thought_diffusion.tokenizer import tokenizer_from_json
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +46,14 @@ def sequence_loss(
     train: TrainConfig,
     generator: torch.Generator,
     maximum_t: float = 1.0,
+    answer: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean loss per token over a (B, T, L) batch and the per-turn bound (T,) in nats/token.
 
     Diffusion: the negative-ELBO estimate; autoregressive: the negative log-likelihood.
+    `answer` (B, L), optional, marks the answer of a fact-recall question in the last turn:
+    it is always masked there and its cross-entropy, times `train.answer_weight`, joins the
+    loss (the per-turn bound leaves it out).
     Optional auxiliary losses (thought model only): predict the next thought from the newest
     held one (MSE) and reconstruct a turn from its thought alone (the fully masked turn's ELBO
     at t = 1, i.e. cross-entropy of every position), each with its own weight.
@@ -64,9 +70,13 @@ def sequence_loss(
         if train.objective == "autoregressive":
             loss = autoregressive_loss(model, tokens)
         else:
-            loss = diffusion_loss(
-                model, tokens, train.schedule, generator, memory, maximum_t=maximum_t
+            last = answer if turn == num_turns - 1 else None
+            loss, answer_nats = diffusion_terms(
+                model, tokens, train.schedule, generator, memory, maximum_t=maximum_t, answer=last
             )
+            if last is not None and bool(last.any()):
+                # mean cross-entropy per answer token, on the scale of the per-token bound
+                auxiliary = auxiliary + train.answer_weight * answer_nats.sum() / last.sum()
         per_turn.append(loss.mean() / length)
         if stack is not None and turn < num_turns - 1:
             _, hidden, _ = model(tokens, memory, return_hidden=True)
@@ -93,6 +103,58 @@ def sequence_loss(
             stack = stack.push(thought, importance)
     per_turn = torch.stack(per_turn)
     return per_turn.mean() + auxiliary, per_turn.detach()
+
+
+def training_batch(
+    data: TokenData,
+    task: FactRecall | None,
+    train: TrainConfig,
+    generator: torch.Generator,
+    split: str = "train",
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A (B, T, L) batch and its answer positions (B, L) (None without fact recall), laid out
+    for `train.context`: with 'all' every sequence becomes one turn of T x L tokens."""
+    if task is None:
+        batch = data.batch(
+            split,
+            train.batch_size,
+            train.num_turns,
+            train.turn_length,
+            generator,
+            train.recall_probability,
+        )
+        answer = None
+    else:
+        episodes = task.episodes(
+            split,
+            train.batch_size,
+            generator,
+            train.memory_facts,
+            probability=train.memory_probability,
+            repeat_probability=train.recall_probability,
+        )
+        batch, answer = episodes.tokens, episodes.answer
+    if train.context == "all":
+        batch = batch.flatten(1)[:, None]
+        if answer is not None:
+            earlier = answer.new_zeros(answer.shape[0], batch.shape[2] - answer.shape[1])
+            answer = torch.cat([earlier, answer], 1)
+    return batch, answer
+
+
+def memory_task(train: TrainConfig, data: TokenData, tokenizer_json: str) -> FactRecall | None:
+    """The fact-recall task of a run (None when `memory_probability` is 0)."""
+    if train.memory_probability <= 0:
+        return None
+    tokenizer = tokenizer_from_json(tokenizer_json)
+    return FactRecall(tokenizer, data, train.turn_length, train.num_turns)
+
+
+def memory_reader(model: ThoughtDiffusionLM, train: TrainConfig) -> str:
+    """How `model` sees earlier turns in fact recall (`memory.answer_logits`)."""
+    if model.config.use_thoughts:
+        return "thoughts"
+    return "context" if train.context == "all" else "turn"
 
 
 def learning_rate(step: int, train: TrainConfig) -> float:
@@ -235,6 +297,8 @@ def evaluate(
             batch = data.batch(
                 "validation", train.batch_size, train.num_turns, train.turn_length, generator
             )
+            if train.context == "all":
+                batch = batch.flatten(1)[:, None]
         _, per_turn = sequence_loss(model, batch.to(device), train, generator)
         totals.append(per_turn.cpu())
     model.train(was_training)
@@ -300,8 +364,10 @@ def train_model(
         step = extra["step"]
         logger.info("resumed from %s at step %d", checkpoint_path, step)
     world_size = torch.distributed.get_world_size() if distributed else 1
+    task = memory_task(train, data, tokenizer_json)
     log_path = output / "log.csv"
     fields = ["step", "seconds", "learning_rate", "train_nats", "val_nats", "val_perplexity"]
+    fields += ["recall"] if task is not None else []
     if rank == 0 and not log_path.exists():
         with log_path.open("w", newline="") as handle:
             csv.writer(handle).writerow(fields)
@@ -315,17 +381,12 @@ def train_model(
             group["lr"] = rate
         total = 0.0
         for _ in range(train.accumulation_steps):
-            batch = data.batch(
-                "train",
-                train.batch_size,
-                train.num_turns,
-                train.turn_length,
-                generator,
-                train.recall_probability,
-            ).to(device)
+            batch, answer = training_batch(data, task, train, generator)
+            batch = batch.to(device)
+            answer = None if answer is None else answer.to(device)
             with _autocast(train.precision, device):
                 loss, _ = sequence_loss(
-                    model, batch, train, generator, progressive_maximum(step, train)
+                    model, batch, train, generator, progressive_maximum(step, train), answer
                 )
             (loss / train.accumulation_steps).backward()
             total += float(loss.detach()) / train.accumulation_steps
@@ -356,6 +417,12 @@ def train_model(
                 result = evaluate(model, data, train, train.eval_batches)
             row |= {"val_nats": result["nats_per_token"], "val_perplexity": result["perplexity"]}
             logger.info("step %d: validation %.4f nats/token", step, result["nats_per_token"])
+            if task is not None:
+                with _autocast(train.precision, device):
+                    row["recall"] = recall_rate(
+                        model, task, memory_reader(model, train), 1, train.num_turns - 1, 256
+                    )
+                logger.info("step %d: fact recall %.3f", step, row["recall"])
         if distributed:  # every rank stops together when rank 0 runs out of time
             flag = torch.tensor([float(out_of_time)], device=device)
             torch.distributed.broadcast(flag, 0)
@@ -390,7 +457,6 @@ def train_model(
     return model, rows
 
 
-@torch.no_grad()
 def recall_accuracy(
     model: ThoughtDiffusionLM,
     data: TokenData,
@@ -398,34 +464,16 @@ def recall_accuracy(
     num_batches: int,
     seed: int = 4321,
 ) -> float:
-    """Accuracy on the multi-turn recall task: the last turn repeats the first.
-
-    The earlier turns are read and written to the stack as in training; the last turn is then
-    fully masked and every position predicted in one step (most likely token). Only the thought
-    stack can carry the first turn's text to the last, so the baseline scores what the text
-    statistics alone allow.
-    """
-    was_training = model.training
-    model.eval()
-    generator = torch.Generator().manual_seed(seed)
-    device = next(model.parameters()).device
-    config = model.config
-    correct = total = 0
-    for _ in range(num_batches):
-        batch = data.recall_episodes(
-            train.batch_size, train.num_turns, train.turn_length, generator
-        )
-        batch = batch.to(device)
-        stack = ThoughtStack.empty(batch.shape[0], config, device) if config.use_thoughts else None
-        for turn in range(batch.shape[1] - 1):
-            if stack is not None:
-                memory = model.read(stack)
-                _, hidden, _ = model(batch[:, turn], memory, return_hidden=True)
-                stack = stack.push(*model.write(hidden))
-        target = batch[:, -1]
-        masked = torch.full_like(target, config.mask_id)
-        logits, _, _ = model(masked, model.read(stack) if stack is not None else None)
-        correct += int((logits.argmax(-1) == target).sum())
-        total += target.numel()
-    model.train(was_training)
-    return correct / total
+    """Token accuracy on the verbatim-repeat task (`memory.repeat_accuracy`) over
+    `num_batches` batches of `train.batch_size` episodes of `train.num_turns` turns, the earlier
+    turns seen as the model was trained to see them (thought stack, context, or not at all)."""
+    return repeat_accuracy(
+        model,
+        data,
+        memory_reader(model, train),
+        train.num_turns,
+        train.turn_length,
+        num_batches * train.batch_size,
+        train.batch_size,
+        seed,
+    )
