@@ -1,6 +1,7 @@
 """Checkpoints round-trip, resume bit-for-bit, and reject corrupt files with clear errors."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ from bitflip_dtm.checkpoint import (
     CheckpointError,
     latest_checkpoint,
     load_checkpoint,
+    remove_partial_files,
     restore,
     save_checkpoint,
 )
@@ -59,6 +61,26 @@ def test_latest_is_the_highest_iteration(backend, tmp_path, tiny_training):
     path = save_checkpoint(trainer, tmp_path)
     assert latest_checkpoint(tmp_path) == path
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_failed_write_leaves_no_files(backend, tmp_path, tiny_training, monkeypatch):
+    def fail_half_way(tensors, name):
+        Path(name).write_bytes(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("bitflip_dtm.checkpoint.save_file", fail_half_way)
+    with pytest.raises(OSError, match="No space"):
+        save_checkpoint(_trainer(backend, tiny_training), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_partial_files_of_a_killed_write_are_removed(tmp_path):
+    partial = tmp_path / ".checkpoint-00000007.safetensors.k2x9.tmp"
+    other = tmp_path / ".notes.tmp"
+    partial.write_bytes(b"partial")
+    other.write_text("not ours")
+    assert remove_partial_files(tmp_path) == [partial]
+    assert not partial.exists() and other.exists()
 
 
 def test_corrupt_checkpoints_give_clear_errors(backend, tmp_path, tiny_training):

@@ -10,7 +10,8 @@ A checkpoint at iteration n is two files in one directory:
   and the SHA-256 of the tensors file, so a truncated or altered file is caught on load.
 
 Each file is written to a temporary name in the same directory, flushed, and renamed; the JSON
-is written last, so a checkpoint exists only once both files are complete.
+is written last, so a checkpoint exists only once both files are complete. A failed write removes
+its temporary file; `remove_partial_files` clears those of a process that was killed mid-write.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from bitflip_dtm.config import Config, ConfigError
 
 FORMAT = "bitflip-dtm-checkpoint-2"
 PATTERN = re.compile(r"checkpoint-(\d+)\.json$")
+PARTIAL = re.compile(r"\.checkpoint-\d+\.(json|safetensors)\..*\.tmp$")
 
 
 class CheckpointError(RuntimeError):
@@ -117,6 +119,18 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.tolist()
     raise TypeError(f"cannot store {type(value).__name__} in a checkpoint's JSON")
+
+
+def remove_partial_files(directory: str | Path) -> list[Path]:
+    """Delete the temporary files of checkpoint writes that never finished (a process killed
+    while saving); returns them."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    partial = [path for path in directory.iterdir() if PARTIAL.match(path.name)]
+    for path in partial:
+        path.unlink(missing_ok=True)
+    return partial
 
 
 def latest_checkpoint(directory: str | Path) -> Path | None:

@@ -4,9 +4,10 @@
     bitflip-dtm sample --checkpoint runs/mnist28 --num 64 --out samples.png
     bitflip-dtm evaluate --checkpoint runs/mnist28 --num-samples 1000
 
-`train` resumes from the latest checkpoint in `--out` when there is one; under
-`torchrun --nproc-per-node N bitflip-dtm train ...` it trains data-parallel over the batch. Every command samples
-on the backend that `TSU_BACKEND` names (or `--backend`).
+`train` resumes from the latest checkpoint in `--out` when there is one; the first SIGINT or
+SIGTERM saves a checkpoint at the end of the iteration and exits, a second one exits at once.
+Under `torchrun --nproc-per-node N bitflip-dtm train ...` it trains data-parallel over the batch.
+Every command samples on the backend that `TSU_BACKEND` names (or `--backend`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from bitflip_dtm.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
     load_model,
+    remove_partial_files,
     restore,
     save_checkpoint,
 )
@@ -40,6 +42,7 @@ from bitflip_dtm.data import (
     load_dataset,
     spins_to_bits,
 )
+from bitflip_dtm.interrupt import StopRequest
 from bitflip_dtm.sample import compile_program, sample
 from bitflip_dtm.train import Trainer
 
@@ -125,6 +128,27 @@ def _start_distributed(arguments: argparse.Namespace) -> int:
     return distributed.get_rank()
 
 
+def _agreed(trainer: Trainer, flag: bool) -> bool:
+    """Whether any rank raised `flag` (every rank must stop at the same iteration)."""
+    if trainer.world_size == 1:
+        return flag
+    value = torch.tensor([float(flag)], device=trainer.device)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def _save_epoch_grids(trainer: Trainer, out: Path, examples: int) -> None:
+    """Sample grids at the epochs of `GRID_EPOCHS` that the last iteration crossed."""
+    config = trainer.config
+    epoch_before = (trainer.iteration - 1) * config.batch_size / examples
+    epoch_after = trainer.iteration * config.batch_size / examples
+    for epoch in GRID_EPOCHS:
+        if epoch_before < epoch <= epoch_after:
+            result = sample(trainer.model, trainer.program, 16, key=config.seed + epoch)
+            grid = bits_to_images(spins_to_bits(result.spins), config)
+            save_grid(grid, out / f"epoch-{epoch:04d}.png")
+
+
 def command_train(arguments: argparse.Namespace) -> None:
     rank = _start_distributed(arguments)
     out = Path(arguments.out)
@@ -150,46 +174,46 @@ def command_train(arguments: argparse.Namespace) -> None:
         if checkpoint.config.iterations != config.iterations:
             checkpoint.config = config
         restore(trainer, checkpoint)
+    if rank == 0:
+        remove_partial_files(out)
     log.info("graph: %s", json.dumps(trainer.model.graph.statistics))
-    examples = images.shape[0]
     started = time.perf_counter()
+    interrupt = StopRequest()
 
     def after_iteration(trainer: Trainer, stats) -> None:
-        over_time = (
-            bool(arguments.time_limit) and time.perf_counter() - started > arguments.time_limit
-        )
-        if trainer.world_size > 1:  # every rank must stop at the same iteration
-            flag = torch.tensor([float(over_time)], device=trainer.device)
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-            over_time = bool(flag.item())
+        limit = arguments.time_limit
+        over_time = bool(limit) and time.perf_counter() - started > limit
+        stop = _agreed(trainer, over_time or interrupt.requested)
         if rank == 0:  # rank 0 writes grids and checkpoints
-            epoch_before = (trainer.iteration - 1) * config.batch_size / examples
-            epoch_after = trainer.iteration * config.batch_size / examples
-            for epoch in GRID_EPOCHS:
-                if epoch_before < epoch <= epoch_after:
-                    result = sample(trainer.model, trainer.program, 16, key=config.seed + epoch)
-                    grid = bits_to_images(spins_to_bits(result.spins), config)
-                    save_grid(grid, out / f"epoch-{epoch:04d}.png")
-            last = trainer.iteration == config.iterations
-            if trainer.iteration % config.checkpoint_every == 0 or last or over_time:
+            _save_epoch_grids(trainer, out, images.shape[0])
+            periodic = trainer.iteration % config.checkpoint_every == 0
+            if periodic or trainer.iteration == config.iterations or stop:
                 save_checkpoint(trainer, out)
-        if over_time:
-            raise _TimeUp
+        if stop:
+            raise _Stop
 
     try:
-        trainer.train(progress=True, callback=after_iteration)
-    except _TimeUp:
-        log.info("time limit reached at iteration %d", trainer.iteration)
+        with interrupt:
+            trainer.train(progress=True, callback=after_iteration)
+    except _Stop:
+        pass
     if rank:
         return
+    if interrupt.requested:
+        print(f"bitflip-dtm: stopped by {interrupt.signal_name} at iteration {trainer.iteration}; "
+              f"checkpoint saved to {latest_checkpoint(out)} (run the same command to resume)",
+              file=sys.stderr)  # fmt: skip
+        return
+    if trainer.iteration < config.iterations:
+        log.info("time limit reached at iteration %d", trainer.iteration)
     result = sample(trainer.model, trainer.program, 64, key=config.seed, progress=True)
     path = save_grid(bits_to_images(spins_to_bits(result.spins), config), out / "final.png")
     print(json.dumps({"iterations": trainer.iteration, "seconds": time.perf_counter() - started,
                       "grid": str(path)}))  # fmt: skip
 
 
-class _TimeUp(Exception):
-    pass
+class _Stop(Exception):
+    """Raised after the checkpoint of an interrupted or timed-out run is written."""
 
 
 def command_sample(arguments: argparse.Namespace) -> None:
@@ -334,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CheckpointError, tsu_core.TSUError) as error:
         print(f"bitflip-dtm: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("bitflip-dtm: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

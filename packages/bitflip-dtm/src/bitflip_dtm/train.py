@@ -322,16 +322,15 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------------
     def train(self, iterations: int | None = None, progress: bool = False, callback=None) -> None:
         """Run iterations (default: up to `config.iterations`); `callback(trainer, stats)` after
-        each one (checkpoints, grids)."""
+        each one (checkpoints, grids; it may raise to stop the loop)."""
         from tqdm.auto import tqdm
 
         target = self.config.iterations if iterations is None else self.iteration + iterations
-        bar = tqdm(total=target, initial=self.iteration, disable=not progress, desc="train")
-        while self.iteration < target:
-            stats = self.train_step()
-            bar.update(1)
-            if progress and self.iteration % 10 == 0:  # reading the gap waits for the device
-                bar.set_postfix(gap=f"{float(stats.contrastive_gap):.4f}")
-            if callback is not None:
-                callback(self, stats)
-        bar.close()
+        with tqdm(total=target, initial=self.iteration, disable=not progress, desc="train") as bar:
+            while self.iteration < target:
+                stats = self.train_step()
+                bar.update(1)
+                if progress and self.iteration % 10 == 0:  # reading the gap waits for the device
+                    bar.set_postfix(gap=f"{float(stats.contrastive_gap):.4f}")
+                if callback is not None:
+                    callback(self, stats)
