@@ -6,8 +6,9 @@ A checkpoint at iteration n is two files in one directory:
   moments (`optimizer.<p>.exp_avg`, `optimizer.<p>.exp_avg_sq`), the persistent chains
   (`fantasy`, empty for fresh chains), and each step's correlation penalty and last measured
   autocorrelation (`penalty`, `autocorrelation`);
-* `checkpoint-<n>.json`: the config, the iteration, AdamW's hyper-parameters and step counts,
-  and the SHA-256 of the tensors file, so a truncated or altered file is caught on load.
+* `checkpoint-<n>.json`: the config (and the preset it started from, when known), the
+  iteration, AdamW's hyper-parameters and step counts, and the SHA-256 of the tensors file, so a
+  truncated or altered file is caught on load.
 
 Each file is written to a temporary name in the same directory, flushed, and renamed; the JSON
 is written last, so a checkpoint exists only once both files are complete. A failed write removes
@@ -73,8 +74,9 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_checkpoint(trainer: Any, directory: str | Path) -> Path:
-    """Write the trainer's state; returns the JSON path."""
+def save_checkpoint(trainer: Any, directory: str | Path, preset: str | None = None) -> Path:
+    """Write the trainer's state (and the name of the preset the run started from, when given);
+    returns the JSON path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     stem = f"checkpoint-{trainer.iteration:08d}"
@@ -103,6 +105,7 @@ def save_checkpoint(trainer: Any, directory: str | Path) -> Path:
         "format": FORMAT,
         "iteration": trainer.iteration,
         "config": trainer.config.to_dict(),
+        "preset": preset,
         "optimizer": {"param_groups": groups, "steps": steps},
         "tensors": tensors_path.name,
         "sha256": _sha256(tensors_path),

@@ -4,10 +4,11 @@
     bitflip-dtm sample --checkpoint runs/mnist28 --num 64 --out samples.png
     bitflip-dtm evaluate --checkpoint runs/mnist28 --num-samples 1000
 
-`train` resumes from the latest checkpoint in `--out` when there is one; the first SIGINT or
-SIGTERM saves a checkpoint at the end of the iteration and exits, a second one exits at once.
-Under `torchrun --nproc-per-node N bitflip-dtm train ...` it trains data-parallel over the batch.
-Every command samples on the backend that `TSU_BACKEND` names (or `--backend`).
+`train` resumes from the latest checkpoint in `--out` when there is one (flags that disagree
+with the run are an error); the first SIGINT or SIGTERM saves a checkpoint at the end of the
+iteration and exits, a second one exits at once. Under `torchrun --nproc-per-node N bitflip-dtm
+train ...` it trains data-parallel over the batch. Every command samples on the backend that
+`TSU_BACKEND` names (or `--backend`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 
 import tsu_core
 from bitflip_dtm.checkpoint import (
+    Checkpoint,
     CheckpointError,
     latest_checkpoint,
     load_checkpoint,
@@ -49,6 +51,10 @@ from bitflip_dtm.train import Trainer
 log = logging.getLogger("bitflip_dtm")
 GRID_EPOCHS = (5, 10, 20, 40, 80, 160, 320, 640)
 CLASSIFIER_EPOCHS = 10  # the FID feature extractor's training
+DEFAULT_PRESET = "mnist28"
+# Where the data is, how long to train and how often to save: changing them on resume does not
+# change what the run trains.
+RESUMABLE_FIELDS = ("data_path", "iterations", "checkpoint_every")
 
 
 def save_grid(images: torch.Tensor, path: str | Path, columns: int = 8, scale: int = 1) -> Path:
@@ -128,6 +134,35 @@ def _start_distributed(arguments: argparse.Namespace) -> int:
     return distributed.get_rank()
 
 
+def resumed_config(checkpoint: Checkpoint, preset_name: str | None, changes: dict) -> Config:
+    """The config a run resumes with: the checkpoint's, with `changes` to `RESUMABLE_FIELDS`.
+
+    Raises:
+        ConfigError: `preset_name` (when given) or `changes` ask for other values than the run
+            has, naming each conflicting field.
+    """
+    stored, recorded = checkpoint.config.to_dict(), checkpoint.metadata.get("preset")
+    other_preset = bool(preset_name and recorded and preset_name != recorded)
+    # Another preset is named as such rather than by every field it changes.
+    conflicts = [f"--preset {preset_name} (the run has {recorded})"] if other_preset else []
+    whole = preset_name and not other_preset
+    requested = preset(preset_name, **changes).to_dict() if whole else changes
+    conflicts += [
+        f"{name}={value!r} (the run has {stored[name]!r})"
+        for name, value in requested.items()
+        if name not in RESUMABLE_FIELDS and value != stored[name]
+    ]
+    if conflicts:
+        raise ConfigError(
+            f"{checkpoint.path.parent}: flags conflict with the run being resumed: "
+            f"{', '.join(conflicts)}; drop them to resume, or start a new run (--fresh or "
+            "another --out)"
+        )
+    return checkpoint.config.replace(
+        **{name: value for name, value in changes.items() if name in RESUMABLE_FIELDS}
+    )
+
+
 def _agreed(trainer: Trainer, flag: bool) -> bool:
     """Whether any rank raised `flag` (every rank must stop at the same iteration)."""
     if trainer.world_size == 1:
@@ -157,22 +192,21 @@ def command_train(arguments: argparse.Namespace) -> None:
         changes["data_path"] = arguments.data
     if arguments.iterations:
         changes["iterations"] = arguments.iterations
-    latest = latest_checkpoint(out)
-    if latest is not None and not arguments.fresh:
-        checkpoint = load_checkpoint(latest)
-        config = checkpoint.config.replace(
-            iterations=changes.get("iterations", checkpoint.config.iterations)
-        )
-        log.info("resuming from %s (iteration %d)", latest, checkpoint.iteration)
+    latest = None if arguments.fresh else latest_checkpoint(out)
+    checkpoint = load_checkpoint(latest) if latest is not None else None
+    if checkpoint is None:
+        preset_name = arguments.preset or DEFAULT_PRESET
+        config = preset(preset_name, **changes)
     else:
-        config, checkpoint = preset(arguments.preset, **changes), None
+        preset_name = checkpoint.metadata.get("preset")
+        config = resumed_config(checkpoint, arguments.preset, changes)
+        log.info("resuming from %s (iteration %d)", latest, checkpoint.iteration)
     images, labels = load_dataset(config, "train")
     trainer = Trainer(
         config, images, device=arguments.device, backend=_backend(arguments.backend), labels=labels
     )
     if checkpoint is not None:
-        if checkpoint.config.iterations != config.iterations:
-            checkpoint.config = config
+        checkpoint.config = config  # differs from the stored one in RESUMABLE_FIELDS at most
         restore(trainer, checkpoint)
     if rank == 0:
         remove_partial_files(out)
@@ -188,7 +222,7 @@ def command_train(arguments: argparse.Namespace) -> None:
             _save_epoch_grids(trainer, out, images.shape[0])
             periodic = trainer.iteration % config.checkpoint_every == 0
             if periodic or trainer.iteration == config.iterations or stop:
-                save_checkpoint(trainer, out)
+                save_checkpoint(trainer, out, preset=preset_name)
         if stop:
             raise _Stop
 
@@ -305,7 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train (resumes from the latest checkpoint in --out)")
-    train.add_argument("--preset", default="mnist28", help="paper, mnist28, rgb64 or tiny")
+    train.add_argument("--preset", default=None,
+                       help=f"paper, mnist28, rgb64 or tiny (default: {DEFAULT_PRESET}; on "
+                       "resume, the run's)")  # fmt: skip
     train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     train.add_argument("--data", default=None, help="MNIST idx directory (sets data_path)")
     train.add_argument("--iterations", type=int, default=None)

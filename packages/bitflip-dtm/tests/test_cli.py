@@ -1,0 +1,46 @@
+"""The CLI: resuming with flags that disagree with the run is an error naming them."""
+
+import os
+
+import pytest
+
+from bitflip_dtm.checkpoint import load_checkpoint
+from bitflip_dtm.cli import main
+
+BACKEND = os.environ.get("TSU_BACKEND") or "reference"
+COMMON = ["--device", "cpu", "--backend", BACKEND]
+TINY = ["--preset", "tiny", "--set", "num_steps=2", "--set", "latents_per_patch=2",
+        "--set", "fantasy_chains=8", "--set", "batch_size=8", "--set", "steps_per_iteration=2"]  # fmt: skip
+
+
+@pytest.fixture
+def run(tmp_path):
+    out = tmp_path / "run"
+    assert main([*COMMON, "train", *TINY, "--out", str(out), "--iterations", "2"]) == 0
+    return out
+
+
+def _train(out, *flags):
+    return main([*COMMON, "train", "--out", str(out), *flags])
+
+
+def test_resume_with_conflicting_flags_names_them(run, capsys):
+    assert load_checkpoint(run).metadata["preset"] == "tiny"
+    capsys.readouterr()
+    assert _train(run, "--preset", "mnist28") == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert "--preset mnist28 (the run has tiny)" in error
+    assert _train(run, "--set", "batch_size=4", "--set", "learning_rate=0.05") == 2
+    error = capsys.readouterr().err
+    assert "batch_size=4 (the run has 8)" in error and "learning_rate" not in error
+    assert _train(run, "--preset", "tiny") == 2  # tiny's own num_steps, not the run's 2
+    assert "num_steps=4 (the run has 2)" in capsys.readouterr().err
+    assert load_checkpoint(run).iteration == 2
+
+
+def test_resume_with_agreeing_flags_continues(run, capsys):
+    assert _train(run, *TINY, "--iterations", "3") == 0  # the command that started it
+    assert _train(run, "--iterations", "4", "--set", "checkpoint_every=1") == 0
+    assert load_checkpoint(run).iteration == 4
+    assert load_checkpoint(run).config.checkpoint_every == 1
