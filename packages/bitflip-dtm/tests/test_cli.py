@@ -1,11 +1,15 @@
-"""The CLI: resuming with flags that disagree with the run is an error naming them."""
+"""The CLI: resuming with flags that disagree with the run is an error naming them; `evaluate`
+keeps its feature extractor in the run directory and refuses one trained on other data."""
 
+import json
 import os
 
 import pytest
+import torch
 
 from bitflip_dtm.checkpoint import load_checkpoint
 from bitflip_dtm.cli import main
+from bitflip_dtm.extractor import ensure_extractor
 
 BACKEND = os.environ.get("TSU_BACKEND") or "reference"
 COMMON = ["--device", "cpu", "--backend", BACKEND]
@@ -44,3 +48,28 @@ def test_resume_with_agreeing_flags_continues(run, capsys):
     assert _train(run, "--iterations", "4", "--set", "checkpoint_every=1") == 0
     assert load_checkpoint(run).iteration == 4
     assert load_checkpoint(run).config.checkpoint_every == 1
+
+
+def test_evaluate_keeps_its_extractor_in_the_run(run, tmp_path, capsys, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    evaluate = [*COMMON, "evaluate", "--checkpoint", str(run), "--num-samples", "32"]
+    capsys.readouterr()
+    assert main(evaluate) == 0
+    output = capsys.readouterr()
+    extractor = run / "classifier-two-patterns-3.safetensors"
+    trained = [line for line in output.err.splitlines() if "trained the FID" in line]
+    assert len(trained) == 1 and trained[0].endswith(f"saved to {extractor}")
+    assert " s (training accuracy" in trained[0]
+    assert json.loads(output.out.splitlines()[-1])["what"] == "quality"
+    assert list(elsewhere.iterdir()) == []
+    assert main(evaluate) == 0
+    assert "trained the FID" not in capsys.readouterr().err
+
+    other = tmp_path / "other.safetensors"
+    ensure_extractor(other, torch.rand(32, 1, 3, 3), torch.arange(32) % 2, "noise", epochs=1)
+    assert main([*evaluate, "--classifier", str(other)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert "trained on 32 noise images" in error and "128 two-patterns images" in error

@@ -44,13 +44,13 @@ from bitflip_dtm.data import (
     load_dataset,
     spins_to_bits,
 )
+from bitflip_dtm.extractor import ExtractorError, ensure_extractor, extractor_path
 from bitflip_dtm.interrupt import StopRequest
 from bitflip_dtm.sample import compile_program, sample
 from bitflip_dtm.train import Trainer
 
 log = logging.getLogger("bitflip_dtm")
 GRID_EPOCHS = (5, 10, 20, 40, 80, 160, 320, 640)
-CLASSIFIER_EPOCHS = 10  # the FID feature extractor's training
 DEFAULT_PRESET = "mnist28"
 # Where the data is, how long to train and how often to save: changing them on resume does not
 # change what the run trains.
@@ -270,24 +270,31 @@ def quantised(images: torch.Tensor, config: Config) -> torch.Tensor:
     return bits_to_images(images_to_bits(images, config), config)
 
 
-def classifier_path(run: Path, config: Config) -> Path:
-    """Where a run keeps its FID feature extractor: named for the data it was trained on."""
-    return run / f"classifier-{config.dataset}-{config.image_size}.safetensors"
+classifier_path = extractor_path  # the name benchmarks/dtm_train_fid.py imports
 
 
-def classifier_for(config: Config, path: Path, device: str) -> Path:
-    """The FID feature extractor at `path`, trained there on the quantised training images when
-    it is missing. It is named for its data set, so runs on other data never reuse it."""
-    from bitflip_dtm.evaluate import save_classifier, train_classifier
+def classifier_for(
+    config: Config,
+    path: Path,
+    device: str,
+    images: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+) -> Path:
+    """`path`, holding the FID feature extractor of the config's quantised training images
+    (`images` and `labels` when given, else loaded): reused when it was trained on them, trained
+    there when missing (one line says how long it took and where it went).
 
-    if not path.exists():
+    Raises:
+        ExtractorError: the file at `path` was trained on other data.
+    """
+    if images is None:
         images, labels = load_dataset(config, "train")
-        log.info("training the feature extractor on %d %s images", len(images), config.dataset)
-        classifier, accuracy = train_classifier(
-            quantised(images, config), labels, epochs=CLASSIFIER_EPOCHS, device=device
-        )
-        save_classifier(classifier.cpu(), path)
-        log.info("feature extractor: training accuracy %.3f, saved to %s", accuracy, path)
+        images = quantised(images, config)
+    trained = ensure_extractor(path, images, labels, config.dataset, device)
+    if trained is not None:
+        print(f"bitflip-dtm: trained the FID feature extractor on {len(images)} {config.dataset} "
+              f"images in {trained.seconds:.1f} s (training accuracy {trained.accuracy:.3f}); "
+              f"saved to {path}", file=sys.stderr)  # fmt: skip
     return path
 
 
@@ -306,6 +313,11 @@ def command_evaluate(arguments: argparse.Namespace) -> None:
     run = Path(arguments.checkpoint)
     run = run if run.is_dir() else run.parent
     held_out, held_out_labels = load_dataset(config, "held-out")
+    if arguments.inception_weights is None:  # the extractor is checked before sampling
+        chosen = Path(arguments.classifier) if arguments.classifier else extractor_path(run, config)
+        train, labels = load_dataset(config, "train")
+        train = quantised(train, config)
+        path = classifier_for(config, chosen, arguments.device, train, labels)
     started = time.perf_counter()
     result = sample(model, program, arguments.num_samples, key=arguments.seed, progress=True)
     seconds = time.perf_counter() - started
@@ -315,12 +327,7 @@ def command_evaluate(arguments: argparse.Namespace) -> None:
         score = fid(generated, reference[: arguments.num_samples],
                     inception_weights=arguments.inception_weights)  # fmt: skip
     else:
-        chosen = (
-            Path(arguments.classifier) if arguments.classifier else classifier_path(run, config)
-        )
-        path = classifier_for(config, chosen, arguments.device)
-        train, _ = load_dataset(config, "train")
-        score = quality(generated, reference, quantised(train, config), path, arguments.device)
+        score = quality(generated, reference, train, path, arguments.device)
         save_grid(generated[:100], run / "evaluate-samples.png", columns=10, scale=2)
     print(json.dumps({"what": "quality", **score, "sampling_seconds": seconds}))
     if arguments.diagnostics:
@@ -367,7 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--num-samples", type=int, default=1000)
     evaluate.add_argument("--classifier", default=None,
                           help="feature extractor (default: classifier-<dataset>-<size> in the "
-                          "checkpoint's directory; trained and saved there if missing)")  # fmt: skip
+                          "checkpoint's directory; trained and saved there if missing, refused "
+                          "if trained on other data)")  # fmt: skip
     evaluate.add_argument("--inception-weights", default=None, help="local Inception weights file")
     evaluate.add_argument("--data", default=None)
     evaluate.add_argument("--seed", type=int, default=0)
@@ -391,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     try:
         arguments.run(arguments)
-    except (ConfigError, CheckpointError, tsu_core.TSUError) as error:
+    except (ConfigError, CheckpointError, ExtractorError, tsu_core.TSUError) as error:
         print(f"bitflip-dtm: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -32,6 +32,7 @@ from torch import nn
 
 import tsu_core
 from bitflip_dtm._arrays import to_torch
+from bitflip_dtm.checkpoint import _atomic_write
 from bitflip_dtm.model import DTM
 from bitflip_dtm.sample import chain_start
 from tsu_core.frechet import sample_frechet_distance
@@ -133,9 +134,13 @@ def train_classifier(
     return model, float((predictions == labels).float().mean())
 
 
-def save_classifier(model: Classifier, path: str | Path) -> None:
+def save_classifier(
+    model: Classifier, path: str | Path, metadata: dict[str, str] | None = None
+) -> None:
+    """Write a classifier's weights (and string `metadata`) as safetensors, atomically."""
     state = {name: value.detach().cpu().contiguous() for name, value in model.state_dict().items()}
-    save_file(state, str(path), metadata={"channels": str(model.body[0].in_channels)})
+    stored = {"channels": str(model.body[0].in_channels), **(metadata or {})}
+    _atomic_write(Path(path), lambda name: save_file(state, name, metadata=stored))
 
 
 def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Classifier:
@@ -303,7 +308,7 @@ def quality(
     return {
         "fid": score["fid"],
         "fid_floor": floor["fid"],
-        "fid_over_floor": score["fid"] / floor["fid"],
+        "fid_over_floor": score["fid"] / floor["fid"] if floor["fid"] else float("nan"),
         "recognisable": generated_rate,
         "recognisable_held_out": held_out_rate,
         "recognisable_ratio": generated_rate / held_out_rate if held_out_rate else float("nan"),
