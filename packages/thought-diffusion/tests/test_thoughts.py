@@ -90,3 +90,31 @@ def test_baseline_is_the_same_model_without_the_thought_path(tiny_config):
     assert thought_model.num_parameters(thought_path=True) > 0
     with pytest.raises(ValueError, match="no thought path"):
         baseline.write(torch.zeros(1, 4, 32))
+
+
+@pytest.mark.parametrize("length", [12, 7])
+def test_a_thought_is_the_turn_pooled_in_reading_order(tiny_config, length):
+    """With C == width a thought's cell j is the j-th of H*W runs of the turn's hidden states,
+    averaged and scaled to unit RMS: checked against a loop over the runs' bounds."""
+    config = tiny_config(thought_channels=32)  # the width: no channel map
+    model = ThoughtDiffusionLM(config)
+    hidden = torch.randn(2, length, config.width)
+    thought, importance = model.write(hidden)
+    cells = config.thought_height * config.thought_width
+    for j in range(cells):
+        start, end = (j * length) // cells, -((-(j + 1) * length) // cells)  # adaptive pooling
+        mean = hidden[:, start:end].mean(1)
+        expected = mean / mean.pow(2).mean(-1, keepdim=True).add(1e-6).sqrt()
+        row, column = divmod(j, config.thought_width)
+        torch.testing.assert_close(thought[:, row, column], expected, atol=1e-4, rtol=1e-4)
+    assert importance.shape == (2,)
+
+
+def test_a_thought_with_fewer_channels_than_the_width_has_unit_rms(tiny_config):
+    config = tiny_config()  # C = 4, width 32: a learned map to C channels
+    model = ThoughtDiffusionLM(config)
+    thought, _ = model.write(torch.randn(3, 10, config.width))
+    assert thought.shape == (3, config.thought_height, config.thought_width, 4)
+    torch.testing.assert_close(
+        thought.pow(2).mean(-1), torch.ones(thought.shape[:-1]), atol=1e-3, rtol=0
+    )

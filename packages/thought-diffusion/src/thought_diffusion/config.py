@@ -73,7 +73,7 @@ PRESETS: dict[str, ModelConfig] = {
         num_heads=2,
         thought_height=4,
         thought_width=4,
-        thought_channels=16,
+        thought_channels=64,
         stack_size=4,
     ),
     # About 25M parameters in the transformer body.

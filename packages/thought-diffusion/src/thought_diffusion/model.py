@@ -219,30 +219,36 @@ class ThoughtReader(nn.Module):
 class ThoughtWriter(nn.Module):
     """A new thought (B, H, W, C) and its importance (B,) from a turn's final hidden states.
 
-    H*W learned queries (with 2D positions) attend over the turn; an MLP maps each to C channels.
+    The thought is the turn itself, pooled: cell j (in reading order, row by row) is the mean of
+    the final hidden states over the j-th of H*W equal runs of the turn (adaptive average
+    pooling), mapped to C channels (no map when C equals the width) and scaled to unit RMS.
+    Nothing learned stands between the text and the thought, so a thought holds what the turn
+    said from the first step on and the reader only has to learn to read it. A learned writer
+    (H*W queries attending over the turn) had to learn to write and to read at once, and on the
+    fact-recall task it never started: see the package README's memory section.
     """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        width = config.width
         self.height, self.width = config.thought_height, config.thought_width
-        self.queries = nn.Parameter(torch.randn(config.thought_tokens, width) * 0.02)
-        self.attention = nn.MultiheadAttention(
-            width, config.num_heads, batch_first=True, bias=False
+        self.channels = config.thought_channels
+        self.to_thought = (
+            nn.Identity()
+            if config.thought_channels == config.width
+            else nn.Linear(config.width, config.thought_channels, bias=False)
         )
-        self.norm = RMSNorm(width)
-        self.to_thought = nn.Sequential(
-            nn.Linear(width, width), nn.SiLU(), nn.Linear(width, config.thought_channels)
-        )
-        self.importance = nn.Linear(width, 1)
+        self.importance = nn.Linear(config.width, 1)
 
     def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        queries = self.queries[None].expand(hidden.shape[0], -1, -1).to(hidden.dtype)
-        pooled, _ = self.attention(queries, hidden, hidden, need_weights=False)
-        pooled = self.norm(pooled + queries)
-        thought = rearrange(self.to_thought(pooled), "b (h w) c -> b h w c", h=self.height)
-        importance = self.importance(pooled.mean(1)).squeeze(-1)
-        return thought.float(), importance.float()
+        cells = functional.adaptive_avg_pool1d(
+            hidden.float().transpose(1, 2), self.height * self.width
+        ).transpose(1, 2)
+        importance = self.importance(cells.mean(1).to(hidden.dtype)).squeeze(-1)
+        thought = functional.rms_norm(
+            self.to_thought(cells.to(hidden.dtype)).float(), (self.channels,)
+        )
+        thought = rearrange(thought, "b (h w) c -> b h w c", h=self.height)
+        return thought, importance.float()
 
 
 class ThoughtDiffusionLM(nn.Module):
