@@ -52,10 +52,10 @@ from thought_diffusion import (
     preset,
     read_text,
 )
+from thought_diffusion.checkpoint import load_checkpoint
 from thought_diffusion.compiled import MODES as COMPILE_MODES
 from thought_diffusion.diffusion import autoregressive_loss
 from thought_diffusion.tokenizer import ByteTokenizer, tokenizer_from_json
-from thought_diffusion.train import load_checkpoint
 
 
 def device_name() -> str:

@@ -26,8 +26,9 @@ from pathlib import Path
 import torch
 
 from thought_diffusion import ThoughtDiffusionLM, TokenData, TrainConfig, preset, read_text
+from thought_diffusion.checkpoint import load_checkpoint
 from thought_diffusion.tokenizer import ByteTokenizer, tokenizer_from_json
-from thought_diffusion.train import load_checkpoint, recall_accuracy
+from thought_diffusion.train import recall_accuracy
 
 
 def device_name() -> str:

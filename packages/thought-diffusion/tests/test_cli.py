@@ -11,9 +11,9 @@ import torch
 
 import tsu_core
 from thought_diffusion import cli
+from thought_diffusion.checkpoint import load_checkpoint
 from thought_diffusion.data import generated_text
 from thought_diffusion.generate import draw
-from thought_diffusion.train import load_checkpoint
 
 
 def test_train_generate_evaluate_chat(tmp_path, monkeypatch, capsys, caplog):
@@ -80,3 +80,38 @@ def test_train_on_the_fact_recall_mixture_logs_recall(tmp_path, capsys, kind):
     assert model.config.max_length == (144 if kind else 64)
     rows = list(csv.DictReader((out / "log.csv").open()))
     assert 0.0 <= float(rows[-1]["recall"]) <= 1.0
+
+
+def test_resuming_with_conflicting_flags_is_an_error_naming_them(tmp_path, capsys, caplog):
+    data = tmp_path / "text.txt"
+    data.write_text(generated_text(200))
+    out = tmp_path / "run"
+    start = ["train", "--data", str(data), "--out", str(out), "--batch-size", "2",
+             "--turn-length", "16", "--eval-batches", "1", "--precision", "fp32"]  # fmt: skip
+    cli.main([*start, "--steps", "1", "--learning-rate", "0.001"])
+    capsys.readouterr()
+
+    conflicting = ["--learning-rate", "0.002", "--seed", "3", "--preset", "small", "--no-thoughts"]
+    with pytest.raises(SystemExit) as stopped:
+        cli.main([*start, "--steps", "2", *conflicting])
+    assert stopped.value.code == 2
+    message = caplog.records[-1].getMessage()
+    assert "flags conflict with the run being resumed (step 1)" in message
+    for expected in [
+        "--preset small (the run has tiny)",
+        "--learning-rate 0.002 (the run has --learning-rate 0.001)",
+        "--seed 3 (the run has --seed 0)",
+        "--no-thoughts (the run has thoughts)",
+    ]:
+        assert expected in message
+    assert "--batch-size" not in message and "--steps" not in message
+    assert load_checkpoint(out / "checkpoint.safetensors")[1]["step"] == 1
+
+    # The starting command with a larger budget resumes; so does the directory alone.
+    cli.main([*start, "--steps", "2", "--learning-rate", "0.001", "--eval-interval", "5"])
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["steps"] == 2
+    cli.main(["train", "--out", str(out), "--steps", "3"])
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["steps"] == 3
+    _, extra = load_checkpoint(out / "checkpoint.safetensors")
+    assert extra["train_config"].learning_rate == 0.001 and extra["train_config"].batch_size == 2
+    assert extra["run"] == {"preset": "tiny", "tokenizer": "byte", "data": str(data)}

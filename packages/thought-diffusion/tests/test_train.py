@@ -6,12 +6,13 @@ import csv
 
 import torch
 
+from thought_diffusion.checkpoint import load_checkpoint
 from thought_diffusion.config import TrainConfig
 from thought_diffusion.data import TokenData, generated_text
 from thought_diffusion.diffusion import autoregressive_loss
 from thought_diffusion.model import ThoughtDiffusionLM
 from thought_diffusion.tokenizer import ByteTokenizer
-from thought_diffusion.train import evaluate, load_checkpoint, recall_accuracy, train_model
+from thought_diffusion.train import evaluate, recall_accuracy, train_model
 
 
 def _setup(tiny_config, **overrides):

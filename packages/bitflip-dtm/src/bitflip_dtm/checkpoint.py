@@ -17,11 +17,8 @@ its temporary file; `remove_partial_files` clears those of a process that was ki
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from bitflip_dtm.config import Config, ConfigError
+from tsu_core.files import atomic_write, sha256
 
 FORMAT = "bitflip-dtm-checkpoint-2"
 PATTERN = re.compile(r"checkpoint-(\d+)\.json$")
@@ -50,28 +48,6 @@ class Checkpoint:
     iteration: int
     tensors: dict[str, torch.Tensor]
     metadata: dict[str, Any]
-
-
-def _atomic_write(path: Path, write) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(temporary)
-        with open(temporary, "rb+") as stream:
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save_checkpoint(trainer: Any, directory: str | Path, preset: str | None = None) -> Path:
@@ -96,7 +72,7 @@ def save_checkpoint(trainer: Any, directory: str | Path, preset: str | None = No
     tensors["penalty"] = trainer.penalty.detach().cpu().contiguous()
     tensors["autocorrelation"] = trainer.autocorrelation.detach().cpu().contiguous()
     tensors_path = directory / f"{stem}.safetensors"
-    _atomic_write(tensors_path, lambda name: save_file(tensors, name))
+    atomic_write(tensors_path, lambda name: save_file(tensors, name))
     groups = [
         {key: value for key, value in group.items() if key != "params"}
         for group in optimizer_state["param_groups"]
@@ -108,11 +84,11 @@ def save_checkpoint(trainer: Any, directory: str | Path, preset: str | None = No
         "preset": preset,
         "optimizer": {"param_groups": groups, "steps": steps},
         "tensors": tensors_path.name,
-        "sha256": _sha256(tensors_path),
+        "sha256": sha256(tensors_path),
     }
     json_path = directory / f"{stem}.json"
     text = json.dumps(metadata, indent=1, default=_json_default)
-    _atomic_write(json_path, lambda name: Path(name).write_text(text))
+    atomic_write(json_path, lambda name: Path(name).write_text(text))
     return json_path
 
 
@@ -179,7 +155,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     tensors_path = path.parent / str(metadata.get("tensors", ""))
     if not tensors_path.is_file():
         raise CheckpointError(f"{path}: its tensors file {tensors_path.name} is missing; {fix}")
-    if _sha256(tensors_path) != metadata.get("sha256"):
+    if sha256(tensors_path) != metadata.get("sha256"):
         raise CheckpointError(
             f"{tensors_path}: corrupt tensors file (SHA-256 differs from the one recorded in "
             f"{path.name}: truncated or altered); {fix}"

@@ -45,9 +45,9 @@ from bitflip_dtm.data import (
     spins_to_bits,
 )
 from bitflip_dtm.extractor import ExtractorError, ensure_extractor, extractor_path
-from bitflip_dtm.interrupt import StopRequest
 from bitflip_dtm.sample import compile_program, sample
 from bitflip_dtm.train import Trainer
+from tsu_core.interrupt import StopRequest
 
 log = logging.getLogger("bitflip_dtm")
 GRID_EPOCHS = (5, 10, 20, 40, 80, 160, 320, 640)
@@ -212,7 +212,7 @@ def command_train(arguments: argparse.Namespace) -> None:
         remove_partial_files(out)
     log.info("graph: %s", json.dumps(trainer.model.graph.statistics))
     started = time.perf_counter()
-    interrupt = StopRequest()
+    interrupt = StopRequest("bitflip-dtm", unit="iteration")
 
     def after_iteration(trainer: Trainer, stats) -> None:
         limit = arguments.time_limit

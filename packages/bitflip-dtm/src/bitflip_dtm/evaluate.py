@@ -32,9 +32,9 @@ from torch import nn
 
 import tsu_core
 from bitflip_dtm._arrays import to_torch
-from bitflip_dtm.checkpoint import _atomic_write
 from bitflip_dtm.model import DTM
 from bitflip_dtm.sample import chain_start
+from tsu_core.files import atomic_write
 from tsu_core.frechet import sample_frechet_distance
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def save_classifier(
     """Write a classifier's weights (and string `metadata`) as safetensors, atomically."""
     state = {name: value.detach().cpu().contiguous() for name, value in model.state_dict().items()}
     stored = {"channels": str(model.body[0].in_channels), **(metadata or {})}
-    _atomic_write(Path(path), lambda name: save_file(state, name, metadata=stored))
+    atomic_write(Path(path), lambda name: save_file(state, name, metadata=stored))
 
 
 def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Classifier:

@@ -6,6 +6,13 @@ each turn and read by cross-attention, carries context across turns. `use_though
 the identical baseline; `causal=True` the autoregressive one.
 """
 
+from thought_diffusion.checkpoint import (
+    CheckpointError,
+    latest_intact,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
 from thought_diffusion.compiled import compile_for_generation
 from thought_diffusion.config import PRESETS, ModelConfig, TrainConfig, preset
 from thought_diffusion.data import TokenData, generated_text, read_text
@@ -15,7 +22,7 @@ from thought_diffusion.memory import FactRecall, recall_rate, repeat_accuracy
 from thought_diffusion.model import ProjectedMemory, ThoughtDiffusionLM
 from thought_diffusion.thoughts import ThoughtStack
 from thought_diffusion.tokenizer import BPETokenizer, ByteTokenizer, build_tokenizer
-from thought_diffusion.train import evaluate, load_checkpoint, save_checkpoint, train_model
+from thought_diffusion.train import evaluate, train_model
 
 __version__ = "0.1.0"
 
@@ -23,6 +30,7 @@ __all__ = [
     "PRESETS",
     "BPETokenizer",
     "ByteTokenizer",
+    "CheckpointError",
     "FactRecall",
     "GenerationConfig",
     "ModelConfig",
@@ -40,8 +48,10 @@ __all__ = [
     "evaluate",
     "generate",
     "generated_text",
+    "latest_intact",
     "load_checkpoint",
     "preset",
+    "read_checkpoint",
     "read_text",
     "recall_rate",
     "remember",

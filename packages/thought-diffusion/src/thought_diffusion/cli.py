@@ -1,25 +1,61 @@
-"""`thought-diffusion train | generate | evaluate | chat`: a thin layer over the library."""
+"""`thought-diffusion train | generate | evaluate | chat`: a thin layer over the library.
+
+`train` resumes from the newest intact checkpoint in `--out` when there is one: the run's
+stored settings apply, and a flag that disagrees with them is an error naming it (only the
+budget and reporting flags in `RESUMABLE`, and `--data` and `--device`, may change). The first
+SIGINT or SIGTERM saves a checkpoint at the end of the step and exits with status 0; a second
+one exits at once.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from thought_diffusion.config import TrainConfig, preset
+from thought_diffusion.checkpoint import NEWEST, Checkpoint, latest_intact, load_checkpoint
+from thought_diffusion.config import PRESETS, ModelConfig, TrainConfig, preset
 from thought_diffusion.data import DEFAULT_DATA, TokenData, read_text
 from thought_diffusion.generate import GenerationConfig, generate, prepare_prompt, remember
 from thought_diffusion.thoughts import ThoughtStack
 from thought_diffusion.tokenizer import build_tokenizer, tokenizer_from_json
-from thought_diffusion.train import evaluate, load_checkpoint, recall_accuracy, train_model
+from thought_diffusion.train import evaluate, recall_accuracy, train_model
+from tsu_core.interrupt import StopRequest
 
 logger = logging.getLogger("thought_diffusion")
+
+# `train`'s flags that are not TrainConfig fields, with their values for a new run (the
+# TrainConfig fields' defaults are the dataclass's).
+RUN_DEFAULTS: dict[str, Any] = {
+    "preset": "tiny",
+    "tokenizer": "byte",
+    "vocab_size": 4096,
+    "data": str(DEFAULT_DATA),
+    "no_thoughts": False,
+    "gradient_checkpointing": False,
+}
+# Flags that may change when a run resumes: how long it trains, how often it saves and reports,
+# memory traded for compute, where the data file is and which device runs it. Any other flag
+# would change what the run trains.
+RESUMABLE = (
+    "steps",
+    "max_minutes",
+    "checkpoint_interval",
+    "eval_interval",
+    "eval_batches",
+    "gradient_checkpointing",
+    "data",
+    "device",
+)
+TRAIN_FIELDS = tuple(field.name for field in dataclasses.fields(TrainConfig))
 
 
 def _device(name: str | None) -> str:
@@ -56,58 +92,148 @@ def _generation_config(arguments: argparse.Namespace) -> GenerationConfig:
     )
 
 
-def command_train(arguments: argparse.Namespace) -> None:
-    text = read_text(arguments.data)
-    tokenizer = build_tokenizer(arguments.tokenizer, text, arguments.vocab_size)
-    data = TokenData(tokenizer.encode(text))
+def _flag(name: str, value: Any) -> str:
+    """A flag as a user types it: `--learning-rate 0.001`, `--memory-facts 1,4`."""
+    if isinstance(value, tuple):
+        value = ",".join(str(item) for item in value)
+    return f"--{name.replace('_', '-')}" + ("" if value is True else f" {value}")
+
+
+def _architecture(config: ModelConfig) -> tuple:
+    return (
+        config.width,
+        config.depth,
+        config.num_heads,
+        config.thought_height,
+        config.thought_width,
+        config.thought_channels,
+        config.stack_size,
+    )
+
+
+def resume_conflicts(checkpoint: Checkpoint, given: dict[str, Any]) -> list[str]:
+    """The flags given on resume (`given`: only those the user typed) that disagree with the run
+    in `checkpoint`, each with the run's value; flags in `RESUMABLE` never conflict."""
+    stored: dict[str, Any] = dataclasses.asdict(checkpoint.train_config)
+    stored["tokenizer"] = json.loads(checkpoint.tokenizer)["kind"]
+    stored["no_thoughts"] = not checkpoint.model_config.use_thoughts
+    if "vocab_size" in checkpoint.run:
+        stored["vocab_size"] = checkpoint.run["vocab_size"]
+    conflicts = []
+    name = given.get("preset")
+    recorded = checkpoint.run.get("preset")
+    if name is not None and recorded is not None and name != recorded:
+        conflicts.append(f"--preset {name} (the run has {recorded})")
+    elif name is not None and _architecture(PRESETS[name]) != _architecture(
+        checkpoint.model_config
+    ):
+        conflicts.append(f"--preset {name} (the run's model is not {name})")
+    for key, value in given.items():
+        if key in RESUMABLE or key not in stored or value == stored[key]:
+            continue
+        if key == "no_thoughts":
+            conflicts.append("--no-thoughts (the run has thoughts)")
+        else:
+            conflicts.append(f"{_flag(key, value)} (the run has {_flag(key, stored[key])})")
+    return conflicts
+
+
+def _new_run(given: dict[str, Any]) -> tuple[ModelConfig, TrainConfig, Any, dict[str, Any]]:
+    """Model config, train config, tokenizer and run record of a run started from `given`."""
+    settings = {**RUN_DEFAULTS, **given}
+    train = TrainConfig(**{key: given[key] for key in TRAIN_FIELDS if key in given})
+    text = read_text(settings["data"])
+    tokenizer = build_tokenizer(settings["tokenizer"], text, settings["vocab_size"])
     model_config = preset(
-        arguments.preset,
+        settings["preset"],
         vocab_size=tokenizer.vocab_size,
-        use_thoughts=not arguments.no_thoughts,
+        use_thoughts=not settings["no_thoughts"],
         max_length=max(
-            arguments.turn_length * (arguments.num_turns if arguments.context == "all" else 1),
-            preset(arguments.preset).max_length,
+            train.turn_length * (train.num_turns if train.context == "all" else 1),
+            preset(settings["preset"]).max_length,
         ),
-        gradient_checkpointing=arguments.gradient_checkpointing,
+        gradient_checkpointing=settings["gradient_checkpointing"],
     )
-    train = TrainConfig(
-        objective=arguments.objective,
-        schedule=arguments.schedule,
-        batch_size=arguments.batch_size,
-        turn_length=arguments.turn_length,
-        num_turns=arguments.num_turns,
-        recall_probability=arguments.recall_probability,
-        memory_probability=arguments.memory_probability,
-        memory_facts=tuple(int(n) for n in arguments.memory_facts.split(",")),
-        answer_weight=arguments.answer_weight,
-        context=arguments.context,
-        steps=arguments.steps,
-        learning_rate=arguments.learning_rate,
-        warmup_steps=min(arguments.warmup_steps, arguments.steps),
-        accumulation_steps=arguments.accumulation_steps,
-        precision=arguments.precision,
-        progressive_steps=arguments.progressive_steps,
-        eval_interval=arguments.eval_interval,
-        eval_batches=arguments.eval_batches,
-        checkpoint_interval=arguments.checkpoint_interval,
-        max_minutes=arguments.max_minutes,
-        seed=arguments.seed,
-        next_thought_weight=arguments.next_thought_weight,
-        reconstruction_weight=arguments.reconstruction_weight,
+    run = {
+        "preset": settings["preset"],
+        "tokenizer": settings["tokenizer"],
+        "data": settings["data"],
+    }
+    if settings["tokenizer"] == "bpe":
+        run["vocab_size"] = settings["vocab_size"]
+    return model_config, train, tokenizer, run
+
+
+def _resumed_run(
+    checkpoint: Checkpoint, given: dict[str, Any]
+) -> tuple[ModelConfig, TrainConfig, Any, dict[str, Any]]:
+    """The stored run's settings, with the `RESUMABLE` flags in `given` applied.
+
+    Raises:
+        ValueError: other flags in `given` disagree with the run, naming each.
+    """
+    conflicts = resume_conflicts(checkpoint, given)
+    if conflicts:
+        raise ValueError(
+            f"{checkpoint.path.parent}: flags conflict with the run being resumed (step "
+            f"{checkpoint.step}): {', '.join(conflicts)}; drop them to resume, or train into "
+            "another --out"
+        )
+    changes = {key: given[key] for key in TRAIN_FIELDS if key in given and key in RESUMABLE}
+    train = dataclasses.replace(checkpoint.train_config, **changes)
+    model_config = dataclasses.replace(
+        checkpoint.model_config,
+        gradient_checkpointing=given.get(
+            "gradient_checkpointing", checkpoint.model_config.gradient_checkpointing
+        ),
     )
-    model, rows = train_model(
-        model_config, train, data, arguments.out, tokenizer.to_json(), device=arguments.device
-    )
+    run = {**checkpoint.run, "data": given.get("data", checkpoint.run.get("data", DEFAULT_DATA))}
+    return model_config, train, tokenizer_from_json(checkpoint.tokenizer), run
+
+
+def command_train(arguments: argparse.Namespace) -> None:
+    out = Path(arguments.out)
+    given = {
+        key: value
+        for key, value in vars(arguments).items()
+        if key not in ("command", "handler", "out")
+    }
+    checkpoint = latest_intact(out)
+    if checkpoint is None:
+        model_config, train, tokenizer, run = _new_run(given)
+    else:
+        model_config, train, tokenizer, run = _resumed_run(checkpoint, given)
+    data = TokenData(tokenizer.encode(read_text(run["data"])))
+    with StopRequest("thought-diffusion") as interrupt:
+        model, rows = train_model(
+            model_config,
+            train,
+            data,
+            out,
+            tokenizer.to_json(),
+            device=given.get("device"),
+            stop=lambda: interrupt.requested,
+            checkpoint=checkpoint,
+            run=run,
+        )
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    if interrupt.requested and rows and rows[-1]["step"] < train.steps:
+        print(
+            f"thought-diffusion: stopped by {interrupt.signal_name} at step {rows[-1]['step']}; "
+            f"checkpoint saved to {out / NEWEST} (run the same command to resume)",
+            file=sys.stderr,
+        )
+        return
     summary = {
         "steps": rows[-1]["step"] if rows else 0,
         "seconds": rows[-1]["seconds"] if rows else 0,
         "parameters": model.num_parameters(),
         "thought_parameters": model.num_parameters(True),
         "val_nats_per_token": rows[-1].get("val_nats") if rows else None,
-        "checkpoint": str(Path(arguments.out) / "checkpoint.safetensors"),
+        "checkpoint": str(out / NEWEST),
     }
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps(summary))
+    print(json.dumps(summary))
 
 
 def command_generate(arguments: argparse.Namespace) -> None:
@@ -211,56 +337,72 @@ def command_chat(arguments: argparse.Namespace) -> None:
         turn += 1
 
 
+def _facts(text: str) -> tuple[int, ...]:
+    """`--memory-facts 1,4` as a tuple."""
+    return tuple(int(item) for item in text.split(","))
+
+
+def _show_defaults(train: argparse.ArgumentParser) -> None:
+    """Append each `train` flag's new-run default to its help (the parser's own defaults are
+    suppressed, so that a flag the user did not type is absent, not a conflict on resume)."""
+    defaults = {**dataclasses.asdict(TrainConfig()), **RUN_DEFAULTS}
+    for action in train._actions:
+        if action.dest in defaults and not isinstance(action, argparse._StoreTrueAction):
+            value = _flag(action.dest, defaults[action.dest]).split(" ", 1)[-1]
+            action.help = f"{action.help or ''} (default: {value}; on resume, the run's)".lstrip()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="thought-diffusion", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train a model on a text file")
-    train.add_argument("--data", default=str(DEFAULT_DATA), help="a UTF-8 text file")
+    train = commands.add_parser(
+        "train",
+        help="train a model on a text file (resumes the run in --out)",
+        argument_default=argparse.SUPPRESS,
+    )
+    train.add_argument("--data", help="a UTF-8 text file")
     train.add_argument("--out", required=True, help="output folder (checkpoint, log.csv)")
-    train.add_argument("--preset", default="tiny", choices=["tiny", "small", "base"])
-    train.add_argument("--tokenizer", default="byte", choices=["byte", "bpe"])
-    train.add_argument("--vocab-size", type=int, default=4096, help="BPE vocabulary size")
-    train.add_argument("--objective", default="diffusion", choices=["diffusion", "autoregressive"])
+    train.add_argument("--preset", choices=["tiny", "small", "base"])
+    train.add_argument("--tokenizer", choices=["byte", "bpe"])
+    train.add_argument("--vocab-size", type=int, help="BPE vocabulary size")
+    train.add_argument("--objective", choices=["diffusion", "autoregressive"])
     train.add_argument("--no-thoughts", action="store_true", help="the baseline without thoughts")
-    train.add_argument("--schedule", default="linear", choices=["linear", "cosine"])
-    train.add_argument("--steps", type=int, default=1000)
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--turn-length", type=int, default=64)
-    train.add_argument("--num-turns", type=int, default=3)
-    train.add_argument("--recall-probability", type=float, default=0.25)
+    train.add_argument("--schedule", choices=["linear", "cosine"])
+    train.add_argument("--steps", type=int, help="total steps; a resumed run may be given more")
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--turn-length", type=int)
+    train.add_argument("--num-turns", type=int)
+    train.add_argument("--recall-probability", type=float)
     train.add_argument(
         "--memory-probability",
         type=float,
-        default=0.0,
         help="fraction of sequences that are fact-recall episodes (a fact, a later question)",
     )
     train.add_argument(
-        "--memory-facts", default="1", help="facts per episode, drawn from this list, e.g. 1,4"
+        "--memory-facts", type=_facts, help="facts per episode, drawn from this list, e.g. 1,4"
     )
-    train.add_argument(
-        "--answer-weight", type=float, default=1.0, help="weight of the fact answer's loss"
-    )
+    train.add_argument("--answer-weight", type=float, help="weight of the fact answer's loss")
     train.add_argument(
         "--context",
-        default="turn",
         choices=["turn", "all"],
         help="'all': the long-context twin, every earlier turn in the context (use --no-thoughts)",
     )
-    train.add_argument("--learning-rate", type=float, default=3e-4)
-    train.add_argument("--warmup-steps", type=int, default=100)
-    train.add_argument("--accumulation-steps", type=int, default=1)
-    train.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "fp32"])
+    train.add_argument("--learning-rate", type=float)
+    train.add_argument("--warmup-steps", type=int)
+    train.add_argument("--accumulation-steps", type=int)
+    train.add_argument("--precision", choices=["bf16", "fp16", "fp32"])
     train.add_argument("--gradient-checkpointing", action="store_true")
-    train.add_argument("--progressive-steps", type=int, default=0)
-    train.add_argument("--next-thought-weight", type=float, default=0.0)
-    train.add_argument("--reconstruction-weight", type=float, default=0.0)
-    train.add_argument("--eval-interval", type=int, default=200)
-    train.add_argument("--eval-batches", type=int, default=8)
-    train.add_argument("--checkpoint-interval", type=int, default=500)
-    train.add_argument("--max-minutes", type=float, default=0.0, help="wall-clock budget (0: none)")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", default=None)
+    train.add_argument("--progressive-steps", type=int)
+    train.add_argument("--next-thought-weight", type=float)
+    train.add_argument("--reconstruction-weight", type=float)
+    train.add_argument("--eval-interval", type=int)
+    train.add_argument("--eval-batches", type=int)
+    train.add_argument("--checkpoint-interval", type=int)
+    train.add_argument("--max-minutes", type=float, help="wall-clock budget (0: none)")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if present)")
+    _show_defaults(train)
     train.set_defaults(handler=command_train)
 
     generate_parser = commands.add_parser("generate", help="generate text after a prompt")
@@ -291,6 +433,9 @@ def main(argv: list[str] | None = None) -> None:
     except (ValueError, FileNotFoundError) as error:
         logger.error("%s", error)
         raise SystemExit(2) from error
+    except KeyboardInterrupt:  # Ctrl-C outside training, where it is not a stop request
+        print("thought-diffusion: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

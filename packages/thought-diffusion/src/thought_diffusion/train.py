@@ -8,27 +8,35 @@ gradient checkpointing, gradient accumulation, data parallelism under `torchrun`
 draws its own batches; gradients are averaged with an all-reduce before each optimiser step,
 which is what DDP does, done by hand because one step runs the model several times per turn
 sequence), a CSV log, and
-safetensors checkpoints written atomically that resume the run exactly (model, optimiser,
-step and random-generator state).
+checkpoints (`checkpoint.py`) that resume the run exactly (model, optimiser, step and
+random-generator state). A `stop` callable (the command line's SIGINT/SIGTERM request) ends the
+run at the end of a step, with a checkpoint.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch.nn import functional
 from tqdm import tqdm
 
+from thought_diffusion.checkpoint import (
+    NEWEST,
+    PREVIOUS,
+    Checkpoint,
+    latest_intact,
+    restore_optimizer,
+    same_model,
+    save_checkpoint,
+)
 from thought_diffusion.config import ModelConfig, TrainConfig
 from thought_diffusion.data import TokenData
 from thought_diffusion.diffusion import autoregressive_loss, diffusion_terms
@@ -36,6 +44,7 @@ from thought_diffusion.memory import FactRecall, recall_rate, repeat_accuracy
 from thought_diffusion.model import ThoughtDiffusionLM
 from thought_diffusion.thoughts import ThoughtStack
 from thought_diffusion.tokenizer import tokenizer_from_json
+from tsu_core.files import remove_leftovers
 
 logger = logging.getLogger(__name__)
 
@@ -158,10 +167,11 @@ def memory_reader(model: ThoughtDiffusionLM, train: TrainConfig) -> str:
 
 
 def learning_rate(step: int, train: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to 10% over `train.steps`."""
-    if step < train.warmup_steps:
-        return train.learning_rate * (step + 1) / train.warmup_steps
-    progress = min(1.0, (step - train.warmup_steps) / max(1, train.steps - train.warmup_steps))
+    """Linear warm-up (never longer than the run), then cosine decay to 10% over `train.steps`."""
+    warmup = min(train.warmup_steps, train.steps)
+    if step < warmup:
+        return train.learning_rate * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, train.steps - warmup))
     return train.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
@@ -185,88 +195,6 @@ def make_optimizer(model: torch.nn.Module, train: TrainConfig) -> torch.optim.Ad
         betas=(0.9, 0.95),
         fused=False,
     )
-
-
-def save_checkpoint(
-    path: str | Path,
-    model: ThoughtDiffusionLM,
-    optimizer: torch.optim.Optimizer | None,
-    step: int,
-    generator: torch.Generator | None,
-    train: TrainConfig,
-    tokenizer_json: str,
-    rank_generators: list[torch.Tensor] | None = None,
-) -> None:
-    """Write model, optimiser and generator state to one safetensors file, atomically.
-
-    `rank_generators` holds every data-parallel rank's generator state (rank r resumes from
-    `generator.r`)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {
-        f"model.{name}": value.detach().cpu().contiguous()
-        for name, value in model.state_dict().items()
-    }
-    optimizer_meta = None
-    if optimizer is not None:
-        state = optimizer.state_dict()
-        for index, values in state["state"].items():
-            for name, value in values.items():
-                tensors[f"optimizer.{index}.{name}"] = (
-                    torch.as_tensor(value).detach().cpu().contiguous()
-                )
-        optimizer_meta = state["param_groups"]
-    if generator is not None:
-        tensors["generator"] = generator.get_state()
-    for rank, state in enumerate(rank_generators or []):
-        tensors[f"generator.{rank}"] = state
-    metadata = {
-        "model_config": json.dumps(model.config.to_dict()),
-        "train_config": json.dumps(asdict(train)),
-        "step": str(step),
-        "optimizer_groups": json.dumps(optimizer_meta),
-        "tokenizer": tokenizer_json,
-    }
-    temporary = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(temporary), metadata=metadata)
-    os.replace(temporary, path)
-
-
-def load_checkpoint(
-    path: str | Path, device: torch.device | str = "cpu"
-) -> tuple[ThoughtDiffusionLM, dict]:
-    """A model from a checkpoint, and the rest: step, train config, tokenizer, raw tensors."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint: no file at {path}")
-    with safe_open(str(path), "pt") as handle:
-        metadata = handle.metadata()
-    tensors = load_file(str(path))
-    config = ModelConfig.from_dict(json.loads(metadata["model_config"]))
-    model = ThoughtDiffusionLM(config)
-    model.load_state_dict(
-        {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-    )
-    model.to(device)
-    return model, {
-        "step": int(metadata["step"]),
-        "train_config": TrainConfig(**json.loads(metadata["train_config"])),
-        "tokenizer": metadata["tokenizer"],
-        "optimizer_groups": json.loads(metadata["optimizer_groups"]),
-        "tensors": tensors,
-    }
-
-
-def restore_optimizer(optimizer: torch.optim.Optimizer, extra: dict) -> None:
-    """Load the optimiser state saved by `save_checkpoint`."""
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for name, value in extra["tensors"].items():
-        if name.startswith("optimizer."):
-            _, index, key = name.split(".", 2)
-            state.setdefault(int(index), {})[key] = value
-    optimizer.load_state_dict({"state": state, "param_groups": extra["optimizer_groups"]})
 
 
 @torch.no_grad()
@@ -326,8 +254,21 @@ def train_model(
     resume: bool = True,
     device: str | None = None,
     progress: bool = True,
+    stop: Callable[[], bool] | None = None,
+    checkpoint: Checkpoint | None = None,
+    run: dict[str, str] | None = None,
 ) -> tuple[ThoughtDiffusionLM, list[dict]]:
-    """Train (or resume from `output/checkpoint.safetensors`) and return the model and log rows."""
+    """Train (or resume from the newest intact checkpoint in `output`) and return the model and
+    log rows.
+
+    Arguments:
+        resume: continue from `output`'s checkpoint when there is one (`latest_intact`).
+        stop: asked after every step; True saves a checkpoint and returns (the command line
+            passes its SIGINT/SIGTERM request).
+        checkpoint: the checkpoint of `output` to resume from, when the caller has read it
+            already (the command line, to check its flags against it).
+        run: how the run was started, recorded in every checkpoint.
+    """
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -348,21 +289,18 @@ def train_model(
     model = ThoughtDiffusionLM(model_config).to(device)
     optimizer = make_optimizer(model, train)
     generator = torch.Generator().manual_seed(train.seed + rank)
-    checkpoint_path = output / "checkpoint.safetensors"
+    checkpoint_path = output / NEWEST
+    if rank == 0:
+        remove_leftovers(checkpoint_path)
+    if checkpoint is None and resume:
+        checkpoint = latest_intact(output)
     step = 0
-    if resume and checkpoint_path.exists():
-        loaded, extra = load_checkpoint(checkpoint_path, device)
-        if loaded.config != model_config:
-            raise ValueError(
-                f"resume: {checkpoint_path} holds a model with config {loaded.config}, not "
-                f"{model_config}; use another output folder or the same settings"
-            )
-        model.load_state_dict(loaded.state_dict())
-        restore_optimizer(optimizer, extra)
-        tensors = extra["tensors"]
-        generator.set_state(tensors.get(f"generator.{rank}", tensors["generator"]))
-        step = extra["step"]
-        logger.info("resumed from %s at step %d", checkpoint_path, step)
+    if checkpoint is not None:
+        _restore(checkpoint, model, optimizer, generator, rank)
+        step = checkpoint.step
+        logger.info("resumed from %s at step %d", checkpoint.path, step)
+    # Resumed from the previous save: the newest is damaged and must not become the previous.
+    keep_previous = checkpoint is None or checkpoint.path.name != PREVIOUS
     world_size = torch.distributed.get_world_size() if distributed else 1
     task = memory_task(train, data, tokenizer_json)
     log_path = output / "log.csv"
@@ -405,6 +343,11 @@ def train_model(
         out_of_time = (
             train.max_minutes > 0 and time.perf_counter() - started > 60 * train.max_minutes
         )
+        stopped = stop is not None and stop()
+        if distributed:  # every rank stops together when any runs out of time or is stopped
+            flags = torch.tensor([float(out_of_time), float(stopped)], device=device)
+            torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+            out_of_time, stopped = bool(flags[0].item()), bool(flags[1].item())
         last = step == train.steps or out_of_time
         row = {
             "step": step,
@@ -423,12 +366,7 @@ def train_model(
                         model, task, memory_reader(model, train), 1, train.num_turns - 1, 256
                     )
                 logger.info("step %d: fact recall %.3f", step, row["recall"])
-        if distributed:  # every rank stops together when rank 0 runs out of time
-            flag = torch.tensor([float(out_of_time)], device=device)
-            torch.distributed.broadcast(flag, 0)
-            out_of_time = bool(flag.item())
-            last = step == train.steps or out_of_time
-        if step % train.checkpoint_interval == 0 or last:
+        if step % train.checkpoint_interval == 0 or last or stopped:
             states = None
             if distributed:
                 states = [None] * world_size
@@ -443,7 +381,10 @@ def train_model(
                     train,
                     tokenizer_json,
                     states,
+                    run,
+                    keep_previous,
                 )
+            keep_previous = True
         if rank == 0:
             with log_path.open("a", newline="") as handle:
                 csv.DictWriter(handle, fields, extrasaction="ignore").writerow(row)
@@ -451,10 +392,31 @@ def train_model(
         if out_of_time:
             logger.info("time budget of %.1f minutes reached at step %d", train.max_minutes, step)
             break
+        if stopped:
+            break
     bar.close()
     if distributed:
         torch.distributed.destroy_process_group()
     return model, rows
+
+
+def _restore(
+    checkpoint: Checkpoint,
+    model: ThoughtDiffusionLM,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    rank: int,
+) -> None:
+    """Load a checkpoint's model, optimiser and this rank's generator state."""
+    if not same_model(checkpoint.model_config, model.config):
+        raise ValueError(
+            f"resume: {checkpoint.path} holds a model with config {checkpoint.model_config}, "
+            f"not {model.config}; use another output folder or the same settings"
+        )
+    model.load_state_dict(checkpoint.model_state())
+    restore_optimizer(optimizer, checkpoint)
+    tensors = checkpoint.tensors
+    generator.set_state(tensors.get(f"generator.{rank}", tensors["generator"]))
 
 
 def recall_accuracy(

@@ -2,9 +2,10 @@
 next safe point, a second one ends the process at once.
 
 The first signal only records itself in `StopRequest.signal_name`; the loop reads it at the end
-of an iteration, saves a checkpoint and returns. The handler also puts the default disposition
-back, so the second signal is acted on by the kernel and stops the process even inside a long
-backend call, where a Python handler would have to wait for the call to return.
+of a step, saves a checkpoint and returns. The handler also puts the default disposition back,
+so the second signal is acted on by the kernel and stops the process even inside a long backend
+call, where a Python handler would have to wait for the call to return. Every model package's
+`train` command uses it, so Ctrl-C and SIGTERM mean the same thing in each.
 """
 
 from __future__ import annotations
@@ -21,13 +22,19 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class StopRequest:
     """A context manager that turns the first SIGINT or SIGTERM into a request to stop.
 
+    Arguments:
+        program: the name that starts the line written to stderr when a signal arrives.
+        unit: what the loop calls one of its steps ("step", "iteration"), for that line.
+
     Attributes:
         signal_name: "SIGINT" or "SIGTERM" once one arrived, else None.
 
     Outside the main thread, where Python cannot install handlers, it installs none.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, program: str, unit: str = "step") -> None:
+        self.program = program
+        self.unit = unit
         self.signal_name: str | None = None
         self._previous: dict[int, Any] = {}
 
@@ -53,7 +60,7 @@ class StopRequest:
         for other in SIGNALS:
             signal.signal(other, signal.SIG_DFL)
         sys.stderr.write(
-            f"\nbitflip-dtm: {self.signal_name} received: saving a checkpoint at the end of this "
-            "iteration (send it again to stop at once, without saving)\n"
+            f"\n{self.program}: {self.signal_name} received: saving a checkpoint at the end of "
+            f"this {self.unit} (send it again to stop at once, without saving)\n"
         )
         sys.stderr.flush()
