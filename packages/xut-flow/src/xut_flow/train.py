@@ -6,17 +6,19 @@ Read top to bottom: optimiser -> mesh and shardings -> jitted step -> checkpoint
   muP learning rate lr = base_learning_rate / model_dim.
 - Master weights are float32; the model computes in `ModelConfig.compute_dtype` (bf16).
 - Batch sharded over the mesh axis "data"; parameters replicated or FSDP-sharded.
-- Checkpoints (Orbax): every `checkpoint_every` steps (keep the last few) under `steps/`, at
-  the end of every `epoch_checkpoint_every`-th epoch (keep all) under `epochs/`; SIGTERM/SIGINT
-  save and stop; a new run resumes from the newest checkpoint in either.
+- Checkpoints (Orbax, `checkpoints.py`): every `checkpoint_every` steps (keep the last few)
+  under `steps/`, at the end of every `epoch_checkpoint_every`-th epoch (keep all) under
+  `epochs/`, each verified by a SHA-256 manifest; a new run resumes from the newest intact one.
+- The first SIGINT/SIGTERM saves a checkpoint at the end of the step and stops; a second one
+  ends the process at once (`tsu_core.interrupt.StopRequest`).
+- `run.json` records the preset and configs (`run_record.py`); resuming with another model is
+  an error.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +32,13 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm import tqdm
 
+from tsu_core.interrupt import StopRequest
+from xut_flow.checkpoints import Checkpoints
 from xut_flow.config import ModelConfig, TrainConfig
 from xut_flow.data import ShardDataset
 from xut_flow.flow import draw_noise, flow_loss
 from xut_flow.model import XUT
+from xut_flow.run_record import RunConfigError, model_differences, read_run, write_run
 
 logger = logging.getLogger(__name__)
 
@@ -131,86 +136,16 @@ def make_train_step(
     return step
 
 
-class Checkpoints:
-    """Two Orbax managers: `steps/` (keep the last k) and `epochs/` (keep all).
-
-    The saved item is the flat list of (params, opt_state) leaves, so restoring needs only a
-    freshly initialised state of the same structure.
-    """
-
-    def __init__(self, directory: str | Path, keep_steps: int) -> None:
-        # Imported here so that the model, loss and jitted step work without Orbax installed.
-        import orbax.checkpoint as ocp
-
-        self._ocp = ocp
-        directory = Path(directory).absolute()
-        self.steps = ocp.CheckpointManager(
-            directory / "steps",
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep_steps, create=True),
-        )
-        self.epochs = ocp.CheckpointManager(
-            directory / "epochs", options=ocp.CheckpointManagerOptions(create=True)
-        )
-
-    @staticmethod
-    def _item(state: Any) -> dict[str, Any]:
-        return {f"{index:06d}": leaf for index, leaf in enumerate(jax.tree.leaves(state))}
-
-    def save(self, step: int, state: Any, *, epoch_end: bool = False) -> None:
-        manager = self.epochs if epoch_end else self.steps
-        if manager.latest_step() != step:
-            manager.save(step, args=self._ocp.args.StandardSave(self._item(state)))
-
-    def latest(self) -> int | None:
-        found = [m.latest_step() for m in (self.steps, self.epochs) if m.latest_step() is not None]
-        return max(found) if found else None
-
-    def restore(self, step: int, template: Any) -> Any:
-        """The state saved at `step`, with `template`'s structure, dtypes and shardings."""
-        manager = self.steps if step in self.steps.all_steps() else self.epochs
-        leaves, treedef = jax.tree.flatten(template)
-        abstract = {
-            f"{index:06d}": jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=leaf.sharding)
-            for index, leaf in enumerate(leaves)
-        }
-        restored = manager.restore(step, args=self._ocp.args.StandardRestore(abstract))
-        return jax.tree.unflatten(treedef, [restored[f"{i:06d}"] for i in range(len(leaves))])
-
-    def close(self) -> None:
-        for manager in (self.steps, self.epochs):
-            manager.wait_until_finished()
-            manager.close()
-
-
-class StopSignal:
-    """Turns SIGTERM/SIGINT into a flag the loop checks after each step (main thread only)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> StopSignal:
-        if threading.current_thread() is threading.main_thread():
-            for number in (signal.SIGTERM, signal.SIGINT):
-                self._previous[number] = signal.signal(number, self._handle)
-        return self
-
-    def _handle(self, number: int, frame: Any) -> None:
-        logger.warning("signal %d: saving a checkpoint and stopping", number)
-        self.requested = True
-
-    def __exit__(self, *exc: object) -> None:
-        for number, handler in self._previous.items():
-            signal.signal(number, handler)
-
-
 @dataclass
 class TrainResult:
-    """What a run returns: the last global step, per-step losses it logged, the model."""
+    """What a run returns: the last global step, per-step losses it logged, the model, and
+    whether a signal stopped it (its name) and where the last checkpoint is."""
 
     global_step: int
     losses: list[tuple[int, float]] = field(default_factory=list)
     stopped_by_signal: bool = False
+    signal_name: str | None = None
+    checkpoint: Path | None = None
     graphdef: Any = None
     params: Any = None
     opt_state: Any = None
@@ -296,6 +231,24 @@ def plot_losses(log_path: str | Path, image_path: str | Path) -> None:
     plt.close(figure)
 
 
+def _check_run(output_dir: Path, model_config: ModelConfig, preset_name: str | None) -> None:
+    """Raise `RunConfigError` when `output_dir` holds a run of another model."""
+    record = read_run(output_dir)
+    if record is None:
+        return
+    differences = model_differences(record.model, model_config)
+    if not differences:
+        return
+    if preset_name is not None and record.preset not in (None, preset_name):
+        what = f"preset {record.preset!r}, not {preset_name!r}"
+    else:
+        what = "another model"
+    raise RunConfigError(
+        f"{output_dir} holds a run of {what} ({', '.join(differences)}): resume it with its "
+        "own preset and flags, or train into another directory"
+    )
+
+
 def train(
     model_config: ModelConfig,
     config: TrainConfig,
@@ -303,12 +256,24 @@ def train(
     output_dir: str | Path,
     *,
     progress: bool = True,
+    preset_name: str | None = None,
 ) -> TrainResult:
-    """Train (or resume) until `max_steps` (default `total_steps`) or a stop signal."""
+    """Train (or resume) until `max_steps` (default `total_steps`), the time budget, or the
+    first SIGINT/SIGTERM, which saves a checkpoint at the end of the step and returns (a
+    second signal ends the process at once).
+
+    A new run records `preset_name` and both configs in `output_dir/run.json`; a run that has
+    one resumes only with the same model.
+
+    Raises:
+        RunConfigError: `model_config` differs from the model of the run in `output_dir`.
+        CheckpointError: the run has checkpoints but none of them is intact.
+    """
     if config.distributed:
         jax.distributed.initialize()
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    _check_run(output_dir, model_config, preset_name)
     mesh = make_mesh(config.num_devices)
     if config.batch_size % mesh.shape["data"]:
         raise ValueError(
@@ -334,10 +299,13 @@ def train(
     opt_shardings = jax.tree.map(lambda leaf: leaf.sharding, opt_state)
 
     checkpoints = Checkpoints(output_dir / "checkpoints", config.keep_step_checkpoints)
-    start = checkpoints.latest() or 0
-    if start:
-        params, opt_state = checkpoints.restore(start, (params, opt_state))
+    restored = checkpoints.restore_latest((params, opt_state))
+    start = 0
+    if restored is not None:
+        start, (params, opt_state) = restored
         logger.info("resumed from global step %d", start)
+    if jax.process_index() == 0 and read_run(output_dir) is None:
+        write_run(output_dir, model_config, config, preset_name)
     log_path = output_dir / "log.csv"
     if jax.process_index() == 0:
         _open_log(log_path, start)
@@ -352,9 +320,10 @@ def train(
     result = TrainResult(global_step=start, graphdef=graphdef)
     batches = dataset.batches(config.batch_size, start)
     bar = tqdm(total=stop_at, initial=start, disable=not progress, desc="train")
-    with StopSignal() as stop, open(log_path, "a", newline="") as log_file:
+    with StopRequest("xut-flow") as stop, open(log_path, "a", newline="") as log_file:
         writer = csv.DictWriter(log_file, CSV_COLUMNS)
         global_step = start
+        saved: Path | None = None
         began = None  # the time budget starts after the first (compiling) step
         while global_step < stop_at and not stop.requested:
             budget = config.max_seconds
@@ -401,13 +370,15 @@ def train(
                     )
                     log_file.flush()
             if global_step % config.checkpoint_every == 0:
-                checkpoints.save(global_step, (params, opt_state))
+                saved = checkpoints.save(global_step, (params, opt_state)) or saved
             every = config.epoch_checkpoint_every * per_epoch
             if every and global_step % every == 0:
-                checkpoints.save(global_step, (params, opt_state), epoch_end=True)
+                saved = checkpoints.save(global_step, (params, opt_state), epoch_end=True) or saved
         if global_step > start and checkpoints.latest() != global_step:
-            checkpoints.save(global_step, (params, opt_state))
+            saved = checkpoints.save(global_step, (params, opt_state)) or saved
         result.stopped_by_signal = stop.requested
+        result.signal_name = stop.signal_name
+        result.checkpoint = saved
     bar.close()
     checkpoints.close()
     if jax.process_index() == 0 and result.losses:
