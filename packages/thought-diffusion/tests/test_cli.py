@@ -34,6 +34,8 @@ def test_train_generate_evaluate_chat(tmp_path, monkeypatch, capsys, caplog):
     cli.main(["evaluate", "--checkpoint", checkpoint, "--data", str(data), "--batches", "1"])
     result = json.loads(capsys.readouterr().out)
     assert result["use_thoughts"] and 0 <= result["recall_accuracy"] <= 1
+    cli.main(["evaluate", "--checkpoint", checkpoint, "--batches", "1"])  # the run's own data
+    assert json.loads(capsys.readouterr().out) == result
 
     stack = tmp_path / "stack.safetensors"
     script = f"hello\n\n/save {stack}\n/reset\n/load {stack}\n/stack\nagain\n/quit\n"
@@ -115,3 +117,11 @@ def test_resuming_with_conflicting_flags_is_an_error_naming_them(tmp_path, capsy
     _, extra = load_checkpoint(out / "checkpoint.safetensors")
     assert extra["train_config"].learning_rate == 0.001 and extra["train_config"].batch_size == 2
     assert extra["run"] == {"preset": "tiny", "tokenizer": "byte", "data": str(data)}
+
+
+def test_a_new_run_without_data_stops_with_one_line(tmp_path, caplog):
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["train", "--out", str(tmp_path / "run"), "--steps", "1"])
+    assert stopped.value.code == 2
+    assert "a new run needs --data PATH" in caplog.text
+    assert not (tmp_path / "run" / "checkpoint.safetensors").exists()

@@ -23,7 +23,7 @@ import torch
 
 from thought_diffusion.checkpoint import NEWEST, Checkpoint, latest_intact, load_checkpoint
 from thought_diffusion.config import PRESETS, ModelConfig, TrainConfig, preset
-from thought_diffusion.data import DEFAULT_DATA, TokenData, read_text
+from thought_diffusion.data import TokenData, read_text
 from thought_diffusion.generate import GenerationConfig, generate, prepare_prompt, remember
 from thought_diffusion.thoughts import ThoughtStack
 from thought_diffusion.tokenizer import build_tokenizer, tokenizer_from_json
@@ -38,7 +38,6 @@ RUN_DEFAULTS: dict[str, Any] = {
     "preset": "tiny",
     "tokenizer": "byte",
     "vocab_size": 4096,
-    "data": str(DEFAULT_DATA),
     "no_thoughts": False,
     "gradient_checkpointing": False,
 }
@@ -140,6 +139,8 @@ def resume_conflicts(checkpoint: Checkpoint, given: dict[str, Any]) -> list[str]
 
 def _new_run(given: dict[str, Any]) -> tuple[ModelConfig, TrainConfig, Any, dict[str, Any]]:
     """Model config, train config, tokenizer and run record of a run started from `given`."""
+    if "data" not in given:
+        raise ValueError("a new run needs --data PATH: a UTF-8 text file to train on")
     settings = {**RUN_DEFAULTS, **given}
     train = TrainConfig(**{key: given[key] for key in TRAIN_FIELDS if key in given})
     text = read_text(settings["data"])
@@ -187,7 +188,10 @@ def _resumed_run(
             "gradient_checkpointing", checkpoint.model_config.gradient_checkpointing
         ),
     )
-    run = {**checkpoint.run, "data": given.get("data", checkpoint.run.get("data", DEFAULT_DATA))}
+    data = given.get("data", checkpoint.run.get("data"))
+    if data is None:
+        raise ValueError(f"{checkpoint.path.parent}: the run records no data file; pass --data")
+    run = {**checkpoint.run, "data": data}
     return model_config, train, tokenizer_from_json(checkpoint.tokenizer), run
 
 
@@ -256,7 +260,10 @@ def command_evaluate(arguments: argparse.Namespace) -> None:
     model, extra = load_checkpoint(arguments.checkpoint, _device(arguments.device))
     tokenizer = tokenizer_from_json(extra["tokenizer"])
     train = extra["train_config"]
-    data = TokenData(tokenizer.encode(read_text(arguments.data)))
+    path = arguments.data or extra.get("run", {}).get("data")
+    if path is None:
+        raise ValueError(f"{arguments.checkpoint}: the run records no data file; pass --data")
+    data = TokenData(tokenizer.encode(read_text(path)))
     result = evaluate(model, data, train, arguments.batches)
     result["recall_accuracy"] = recall_accuracy(model, data, train, arguments.batches)
     result["objective"] = train.objective
@@ -361,7 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a model on a text file (resumes the run in --out)",
         argument_default=argparse.SUPPRESS,
     )
-    train.add_argument("--data", help="a UTF-8 text file")
+    train.add_argument(
+        "--data", help="a UTF-8 text file (needed for a new run; a resumed run reads its own)"
+    )
     train.add_argument("--out", required=True, help="output folder (checkpoint, log.csv)")
     train.add_argument("--preset", choices=["tiny", "small", "base"])
     train.add_argument("--tokenizer", choices=["byte", "bpe"])
@@ -412,7 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate_parser = commands.add_parser("evaluate", help="validation bound and recall accuracy")
     evaluate_parser.add_argument("--checkpoint", required=True)
-    evaluate_parser.add_argument("--data", default=str(DEFAULT_DATA))
+    evaluate_parser.add_argument(
+        "--data", default=None, help="a UTF-8 text file (default: the one the run trained on)"
+    )
     evaluate_parser.add_argument("--batches", type=int, default=16)
     evaluate_parser.add_argument("--device", default=None)
     evaluate_parser.set_defaults(handler=command_evaluate)

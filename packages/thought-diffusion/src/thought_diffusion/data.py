@@ -12,8 +12,6 @@ from pathlib import Path
 
 import torch
 
-DEFAULT_DATA = Path("/work/shared/data/tinyshakespeare.txt")
-
 
 def read_text(path: str | Path) -> str:
     """The text of a file, with a clear error when it is missing or empty."""
