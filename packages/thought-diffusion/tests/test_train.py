@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 
+import pytest
 import torch
 
+from thought_diffusion import diffusion
+from thought_diffusion import train as train_module
 from thought_diffusion.checkpoint import load_checkpoint
 from thought_diffusion.config import TrainConfig
 from thought_diffusion.data import TokenData, generated_text
 from thought_diffusion.diffusion import autoregressive_loss
 from thought_diffusion.model import ThoughtDiffusionLM
+from thought_diffusion.thoughts import ThoughtStack
 from thought_diffusion.tokenizer import ByteTokenizer
 from thought_diffusion.train import evaluate, recall_accuracy, train_model
 
@@ -99,3 +104,46 @@ def test_evaluate_is_repeatable_and_the_baseline_runs(tiny_config):
         assert len(first["per_turn_nats"]) == 3
         accuracy = recall_accuracy(model, data, train, 1)
         assert 0.0 <= accuracy <= 1.0
+
+
+@pytest.mark.parametrize("objective", ["diffusion", "autoregressive"])
+@pytest.mark.parametrize("use_thoughts", [True, False])
+def test_turns_together_match_turn_by_turn(tiny_config, monkeypatch, objective, use_thoughts):
+    """The one-call path (thoughts written from their turn alone) gives the loss, per-turn
+    bound and gradients of the turn-by-turn path. t = 1 masks every token, so both paths see
+    the same inputs whatever their random draws."""
+    monkeypatch.setattr(diffusion, "sample_times", lambda size, *_, **__: torch.ones(size))
+    torch.manual_seed(0)
+    config = tiny_config(vocab_size=20, max_length=8, use_thoughts=use_thoughts)
+    model = ThoughtDiffusionLM(replace(config, write_with_memory=False))
+    train = TrainConfig(objective=objective, batch_size=3, turn_length=8, num_turns=4)
+    batch = torch.randint(0, 19, (3, 4, 8), generator=torch.Generator().manual_seed(1))
+    answer = torch.zeros(3, 8, dtype=torch.bool)
+    answer[:, 2:5] = True
+    results = []
+    for loss_of in (train_module._all_turns_loss, train_module._turn_by_turn_loss):
+        model.zero_grad()
+        loss, per_turn = loss_of(model, batch, train, torch.Generator(), 1.0, answer)
+        loss.backward()
+        gradients = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        results.append((loss.detach(), per_turn, gradients))
+    (loss, per_turn, gradients), (loss_2, per_turn_2, gradients_2) = results
+    assert torch.allclose(loss, loss_2, rtol=1e-5)
+    assert torch.allclose(per_turn, per_turn_2, rtol=1e-5)
+    assert len(gradients) == len(gradients_2)
+    for gradient, gradient_2 in zip(gradients, gradients_2, strict=True):
+        assert torch.allclose(gradient, gradient_2, rtol=1e-4, atol=1e-6)
+    if use_thoughts and objective == "diffusion":  # the writer is trained through the stack
+        assert model.writer.importance.weight.grad.abs().sum() > 0
+
+
+def test_a_thought_written_alone_ignores_the_stack(tiny_config):
+    torch.manual_seed(0)
+    turn = torch.randint(0, 11, (2, 8))
+    for write_with_memory in (True, False):
+        model = ThoughtDiffusionLM(tiny_config(write_with_memory=write_with_memory)).eval()
+        empty = ThoughtStack.empty(2, model.config)
+        held = model.remember(torch.randint(0, 11, (2, 8)), empty)
+        alone = model.thought_of(turn, model.read(empty))[0]
+        after = model.thought_of(turn, model.read(held))[0]
+        assert torch.equal(alone, after) == (not write_with_memory)

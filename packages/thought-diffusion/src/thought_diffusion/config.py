@@ -19,6 +19,10 @@ class ModelConfig:
         use_thoughts: False gives the baseline: the same model with the thought path removed.
         thought_height, thought_width, thought_channels: one thought's shape H x W x C.
         stack_size: S, the number of thoughts the stack holds.
+        write_with_memory: the pass whose hidden states become a turn's thought also reads
+            the stack (thoughts can carry earlier thoughts on). False writes each thought from
+            its turn alone, so training scores all turns of a sequence in two model calls
+            instead of two per turn (`train.sequence_loss`).
         causal: True turns the denoiser into the autoregressive baseline (causal mask).
         gradient_checkpointing: recompute each block's activations in the backward pass.
     """
@@ -33,6 +37,7 @@ class ModelConfig:
     thought_width: int = 16
     thought_channels: int = 64
     stack_size: int = 8
+    write_with_memory: bool = True
     causal: bool = False
     gradient_checkpointing: bool = False
 

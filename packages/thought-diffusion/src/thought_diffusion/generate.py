@@ -239,7 +239,4 @@ def _decode(
 @torch.no_grad()
 def remember(model: ThoughtDiffusionLM, turn: torch.Tensor, stack: ThoughtStack) -> ThoughtStack:
     """Write a thought from a finished turn (1, L) (prompt and answer) and push it."""
-    memory = model.read(stack)
-    _, hidden, _ = model(turn, memory, return_hidden=True)
-    thought, importance = model.write(hidden)
-    return stack.push(thought, importance)
+    return model.remember(turn, stack)

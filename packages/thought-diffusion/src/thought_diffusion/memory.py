@@ -166,9 +166,7 @@ def answer_logits(model: torch.nn.Module, episodes: Episodes, reader: Reader) ->
         return model(last)[0]
     stack = ThoughtStack.empty(tokens.shape[0], config, tokens.device)
     for turn in range(tokens.shape[1] - 1):
-        memory = model.read(stack)
-        _, hidden, _ = model(tokens[:, turn], memory, return_hidden=True)
-        stack = stack.push(*model.write(hidden))
+        stack = model.remember(tokens[:, turn], stack)
     return model(last, model.read(stack))[0]
 
 

@@ -311,6 +311,22 @@ class ThoughtDiffusionLM(nn.Module):
             raise ValueError("this model has no thought path (use_thoughts=False)")
         return self.writer(hidden)
 
+    def thought_of(
+        self, tokens: torch.Tensor, memory: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The thought (B, H, W, C) and importance (B,) of finished turns (B, L): their final
+        hidden states, pooled by the writer. With `config.write_with_memory` the pass reads
+        `memory` (the stack's, from `read`); without, it reads the turns alone."""
+        if not self.config.write_with_memory:
+            memory = None
+        _, hidden, _ = self(tokens, memory, return_hidden=True)
+        return self.write(hidden)
+
+    def remember(self, tokens: torch.Tensor, stack: ThoughtStack) -> ThoughtStack:
+        """`stack` with the thought of finished turns (B, L) pushed."""
+        memory = self.read(stack) if self.config.write_with_memory else None
+        return stack.push(*self.thought_of(tokens, memory))
+
     def check_tokens(self, tokens: torch.Tensor, offset: int = 0) -> None:
         """Clear errors for ids outside the vocabulary and for over-long inputs."""
         if tokens.dim() != 2:

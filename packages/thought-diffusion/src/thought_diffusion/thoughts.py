@@ -89,6 +89,16 @@ class ThoughtStack:
             ages=ages.gather(1, keep),
         )
 
+    @classmethod
+    def concatenate(cls, stacks: list[ThoughtStack]) -> ThoughtStack:
+        """The stacks' batches one after another (along the batch dimension)."""
+        return cls(
+            torch.cat([stack.thoughts for stack in stacks]),
+            torch.cat([stack.importance for stack in stacks]),
+            torch.cat([stack.valid for stack in stacks]),
+            torch.cat([stack.ages for stack in stacks]),
+        )
+
     def detach(self) -> ThoughtStack:
         return ThoughtStack(self.thoughts.detach(), self.importance.detach(), self.valid, self.ages)
 

@@ -66,7 +66,78 @@ def sequence_loss(
     Optional auxiliary losses (thought model only): predict the next thought from the newest
     held one (MSE) and reconstruct a turn from its thought alone (the fully masked turn's ELBO
     at t = 1, i.e. cross-entropy of every position), each with its own weight.
+
+    Where no turn's thought depends on an earlier one (no thoughts, or thoughts written
+    without memory) and no auxiliary loss asks for a turn at a time, every turn is scored in
+    one model call (`_all_turns_loss`); otherwise turn after turn (`_turn_by_turn_loss`).
+    The two give the same loss for the same draws.
     """
+    config = (model.module if hasattr(model, "module") else model).config
+    sequential = config.use_thoughts and (
+        config.write_with_memory or train.next_thought_weight > 0 or train.reconstruction_weight > 0
+    )
+    loss = _turn_by_turn_loss if sequential else _all_turns_loss
+    return loss(model, batch, train, generator, maximum_t, answer)
+
+
+def _answer_term(
+    train: TrainConfig, answer: torch.Tensor | None, answer_nats: torch.Tensor
+) -> torch.Tensor:
+    """The answer's mean cross-entropy per answer token, times `train.answer_weight`."""
+    if answer is None or not bool(answer.any()):
+        return answer_nats.new_zeros(())
+    return train.answer_weight * answer_nats.sum() / answer.sum()
+
+
+def _all_turns_loss(
+    model: ThoughtDiffusionLM,
+    batch: torch.Tensor,
+    train: TrainConfig,
+    generator: torch.Generator,
+    maximum_t: float,
+    answer: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`sequence_loss` with the turns scored together: one call writes the thoughts of turns
+    1..T-1 (each from its turn alone), pushes build the stack each turn sees, and one call
+    denoises all T turns, each against its own stack. Rows are turn-major (turn, sequence)."""
+    core = model.module if hasattr(model, "module") else model
+    config = core.config
+    batch_size, num_turns, length = batch.shape
+    tokens = batch.transpose(0, 1).flatten(0, 1)  # (T*B, L)
+    memory = None
+    if config.use_thoughts:
+        thought, importance = core.thought_of(tokens[: (num_turns - 1) * batch_size])
+        thought = thought.unflatten(0, (num_turns - 1, batch_size))
+        importance = importance.unflatten(0, (num_turns - 1, batch_size))
+        stacks = [ThoughtStack.empty(batch_size, config, batch.device)]
+        for turn in range(num_turns - 1):
+            stacks.append(stacks[-1].push(thought[turn], importance[turn]))
+        memory = core.read(ThoughtStack.concatenate(stacks))
+    if train.objective == "autoregressive":
+        loss = autoregressive_loss(model, tokens)
+        auxiliary = loss.new_zeros(())
+    else:
+        marked = None
+        if answer is not None:  # the answer is in the last turn, the last B rows
+            marked = torch.cat([torch.zeros_like(tokens[:-batch_size], dtype=torch.bool), answer])
+        loss, answer_nats = diffusion_terms(
+            model, tokens, train.schedule, generator, memory, maximum_t=maximum_t, answer=marked
+        )
+        auxiliary = _answer_term(train, answer, answer_nats)
+    per_turn = loss.view(num_turns, batch_size).mean(1) / length
+    return per_turn.mean() + auxiliary, per_turn.detach()
+
+
+def _turn_by_turn_loss(
+    model: ThoughtDiffusionLM,
+    batch: torch.Tensor,
+    train: TrainConfig,
+    generator: torch.Generator,
+    maximum_t: float,
+    answer: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`sequence_loss` a turn at a time: turn k is denoised, then written to the stack that
+    turn k + 1 reads."""
     core = model.module if hasattr(model, "module") else model
     config = core.config
     batch_size, num_turns, length = batch.shape
@@ -75,7 +146,7 @@ def sequence_loss(
     auxiliary = batch.new_zeros((), dtype=torch.float32)
     for turn in range(num_turns):
         tokens = batch[:, turn]
-        memory = core.read(stack) if stack is not None else None
+        memory = core.read(stack)
         if train.objective == "autoregressive":
             loss = autoregressive_loss(model, tokens)
         else:
@@ -83,13 +154,10 @@ def sequence_loss(
             loss, answer_nats = diffusion_terms(
                 model, tokens, train.schedule, generator, memory, maximum_t=maximum_t, answer=last
             )
-            if last is not None and bool(last.any()):
-                # mean cross-entropy per answer token, on the scale of the per-token bound
-                auxiliary = auxiliary + train.answer_weight * answer_nats.sum() / last.sum()
+            auxiliary = auxiliary + _answer_term(train, last, answer_nats)
         per_turn.append(loss.mean() / length)
         if stack is not None and turn < num_turns - 1:
-            _, hidden, _ = model(tokens, memory, return_hidden=True)
-            thought, importance = core.write(hidden)
+            thought, importance = core.thought_of(tokens, memory)
             if train.next_thought_weight > 0 and turn > 0:
                 newest = stack.thoughts.gather(
                     1,
