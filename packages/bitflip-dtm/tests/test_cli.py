@@ -20,12 +20,12 @@ TINY = ["--preset", "tiny", "--set", "num_steps=2", "--set", "latents_per_patch=
 @pytest.fixture
 def run(tmp_path):
     out = tmp_path / "run"
-    assert main([*COMMON, "train", *TINY, "--out", str(out), "--iterations", "2"]) == 0
+    assert main(["train", *COMMON, *TINY, "--out", str(out), "--iterations", "2"]) == 0
     return out
 
 
 def _train(out, *flags):
-    return main([*COMMON, "train", "--out", str(out), *flags])
+    return main(["train", *COMMON, "--out", str(out), *flags])
 
 
 def test_resume_with_conflicting_flags_names_them(run, capsys):
@@ -54,7 +54,7 @@ def test_evaluate_keeps_its_extractor_in_the_run(run, tmp_path, capsys, monkeypa
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    evaluate = [*COMMON, "evaluate", "--checkpoint", str(run), "--num-samples", "32"]
+    evaluate = ["evaluate", *COMMON, "--checkpoint", str(run), "--num-samples", "32"]
     capsys.readouterr()
     assert main(evaluate) == 0
     output = capsys.readouterr()

@@ -21,8 +21,8 @@ ITERATING = r"train:.*\|\s*[1-9]\d*/"  # tqdm's bar after the first iteration
 
 
 def _start(out, *extra):
-    command = [sys.executable, "-m", "bitflip_dtm.cli", "--device", "cpu", "--backend", BACKEND,
-               "train", *TINY, "--out", str(out), *extra]  # fmt: skip
+    command = [sys.executable, "-m", "bitflip_dtm.cli", "train", "--device", "cpu",
+               "--backend", BACKEND, *TINY, "--out", str(out), *extra]  # fmt: skip
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     with open(f"{out}.stderr", "w") as stderr:  # the child keeps its own descriptor
         return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=environment)
@@ -61,7 +61,7 @@ def test_first_signal_saves_a_checkpoint_and_the_run_resumes(tmp_path, number, c
     assert not list(out.glob(".*.tmp"))
 
     caplog.set_level("INFO", logger="bitflip_dtm")
-    arguments = ["--device", "cpu", "--backend", BACKEND, "train", "--out", str(out)]
+    arguments = ["train", "--device", "cpu", "--backend", BACKEND, "--out", str(out)]
     assert main([*arguments, "--iterations", str(iteration + 2)]) == 0
     assert f"(iteration {iteration})" in caplog.text
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["iterations"] == iteration + 2

@@ -112,13 +112,13 @@ def test_training_resumes_from_the_previous_save_and_replaces_the_damaged_one(
     assert read_checkpoint(tmp_path / "checkpoint.prev.safetensors").step == 1
 
 
-def test_the_command_line_reports_a_damaged_checkpoint_in_one_line(tmp_path, tiny_config, caplog):
+def test_the_command_line_reports_a_damaged_checkpoint_in_one_line(tmp_path, tiny_config, capsys):
     path = tmp_path / "checkpoint.safetensors"
     _save(path, tiny_config, 1)
     _flip_a_tensor_byte(path)
     with pytest.raises(SystemExit) as stopped:
         cli.main(["generate", "--checkpoint", str(path), "--prompt", "a", "--length", "4"])
     assert stopped.value.code == 2
-    (record,) = [record for record in caplog.records if record.levelno >= logging.WARNING]
-    assert "damaged checkpoint" in record.getMessage() and "\n" not in record.getMessage()
-    assert record.exc_info is None  # no traceback
+    error = capsys.readouterr().err
+    assert error.startswith("thought-diffusion: error: ") and "damaged checkpoint" in error
+    assert error.count("\n") == 1 and "Traceback" not in error

@@ -16,7 +16,7 @@ from thought_diffusion.data import generated_text
 from thought_diffusion.generate import draw
 
 
-def test_train_generate_evaluate_chat(tmp_path, monkeypatch, capsys, caplog):
+def test_train_generate_evaluate_chat(tmp_path, monkeypatch, capsys):
     data = tmp_path / "text.txt"
     data.write_text(generated_text(200))
     out = tmp_path / "run"
@@ -49,7 +49,9 @@ def test_train_generate_evaluate_chat(tmp_path, monkeypatch, capsys, caplog):
     with pytest.raises(SystemExit) as stopped:
         cli.main(["generate", "--checkpoint", checkpoint, "--prompt", "", "--length", "8"])
     assert stopped.value.code == 2
-    assert "prompt: it is empty" in caplog.text
+    error = capsys.readouterr().err
+    assert error.startswith("thought-diffusion: error: ") and "prompt: it is empty" in error
+    assert error.count("\n") == 1
 
 
 def test_draws_go_through_the_backend_primitive(monkeypatch):
@@ -84,7 +86,7 @@ def test_train_on_the_fact_recall_mixture_logs_recall(tmp_path, capsys, kind):
     assert 0.0 <= float(rows[-1]["recall"]) <= 1.0
 
 
-def test_resuming_with_conflicting_flags_is_an_error_naming_them(tmp_path, capsys, caplog):
+def test_resuming_with_conflicting_flags_is_an_error_naming_them(tmp_path, capsys):
     data = tmp_path / "text.txt"
     data.write_text(generated_text(200))
     out = tmp_path / "run"
@@ -97,7 +99,8 @@ def test_resuming_with_conflicting_flags_is_an_error_naming_them(tmp_path, capsy
     with pytest.raises(SystemExit) as stopped:
         cli.main([*start, "--steps", "2", *conflicting])
     assert stopped.value.code == 2
-    message = caplog.records[-1].getMessage()
+    message = capsys.readouterr().err
+    assert message.count("\n") == 1
     assert "flags conflict with the run being resumed (step 1)" in message
     for expected in [
         "--preset small (the run has tiny)",
@@ -119,9 +122,10 @@ def test_resuming_with_conflicting_flags_is_an_error_naming_them(tmp_path, capsy
     assert extra["run"] == {"preset": "tiny", "tokenizer": "byte", "data": str(data)}
 
 
-def test_a_new_run_without_data_stops_with_one_line(tmp_path, caplog):
+def test_a_new_run_without_data_stops_with_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as stopped:
         cli.main(["train", "--out", str(tmp_path / "run"), "--steps", "1"])
     assert stopped.value.code == 2
-    assert "a new run needs --data PATH" in caplog.text
+    expected = "a new run needs --data PATH: a UTF-8 text file to train on"
+    assert capsys.readouterr().err == f"thought-diffusion: error: {expected}\n"
     assert not (tmp_path / "run" / "checkpoint.safetensors").exists()

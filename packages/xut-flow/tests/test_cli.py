@@ -20,7 +20,7 @@ TINY = ["--preset", "tiny", "--batch-size", "8", "--warmup-steps", "1", "--log-e
 
 
 def train_command(shard, output, *extra):
-    return ["train", str(shard), "--output", str(output), *extra]
+    return ["train", "--data", str(shard), "--out", str(output), *extra]
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +38,9 @@ def _copy(run, tmp_path):
 
 
 def _sample(run, shard, tmp_path, *extra):
-    cli.main(["sample", str(run), "--shard", str(shard), "--count", "2", "--steps", "1",
-              "--cfg-scale", "1", "--out", str(tmp_path / "grid.png"), *extra])  # fmt: skip
+    cli.main(["sample", "--checkpoint", str(run), "--data", str(shard), "--num-samples", "2",
+              "--steps", "1", "--cfg-scale", "1", "--out", str(tmp_path / "grid.png"),
+              *extra])  # fmt: skip
 
 
 def test_train_records_the_preset(tiny_run):

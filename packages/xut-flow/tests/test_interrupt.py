@@ -32,7 +32,7 @@ def test_sigterm_saves_a_checkpoint_exits_0_and_the_run_resumes(
 ):
     shard, out = tmp_path / "shard.npz", tmp_path / "run"
     save_shard(synthetic_shard(40, (4, 8, 8), text_dim=16, seed=1), shard)
-    arguments = ["train", str(shard), "--output", str(out), *TINY]
+    arguments = ["train", "--data", str(shard), "--out", str(out), *TINY]
     with open(tmp_path / "stderr", "w") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "xut_flow.cli", *arguments, "--preset", "tiny"],

@@ -1,14 +1,14 @@
 """`bitflip-dtm train | sample | evaluate`: a thin layer over the library.
 
     bitflip-dtm train --preset mnist28 --data ../shared/data/mnist --out runs/mnist28
-    bitflip-dtm sample --checkpoint runs/mnist28 --num 64 --out samples.png
-    bitflip-dtm evaluate --checkpoint runs/mnist28 --num-samples 1000
+    bitflip-dtm sample --checkpoint runs/mnist28 --num-samples 64 --out samples.png
+    bitflip-dtm evaluate --checkpoint runs/mnist28 --num-samples 1000 --device cpu
 
 `train` resumes from the latest checkpoint in `--out` when there is one (flags that disagree
 with the run are an error); the first SIGINT or SIGTERM saves a checkpoint at the end of the
 iteration and exits, a second one exits at once. Under `torchrun --nproc-per-node N bitflip-dtm
 train ...` it trains data-parallel over the batch. Every command samples on the backend that
-`TSU_BACKEND` names (or `--backend`).
+`--backend` names (else `TSU_BACKEND`). Options follow the command (docs/cli.md).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from bitflip_dtm.data import (
 from bitflip_dtm.extractor import ExtractorError, ensure_extractor, extractor_path
 from bitflip_dtm.sample import compile_program, sample
 from bitflip_dtm.train import Trainer
+from tsu_core.cli_convention import DeprecatedSpelling, HelpFormatter
 from tsu_core.interrupt import StopRequest
 
 log = logging.getLogger("bitflip_dtm")
@@ -192,6 +193,8 @@ def command_train(arguments: argparse.Namespace) -> None:
         changes["data_path"] = arguments.data
     if arguments.iterations:
         changes["iterations"] = arguments.iterations
+    if arguments.seed is not None:
+        changes["seed"] = arguments.seed
     latest = None if arguments.fresh else latest_checkpoint(out)
     checkpoint = load_checkpoint(latest) if latest is not None else None
     if checkpoint is None:
@@ -215,8 +218,8 @@ def command_train(arguments: argparse.Namespace) -> None:
     interrupt = StopRequest("bitflip-dtm", unit="iteration")
 
     def after_iteration(trainer: Trainer, stats) -> None:
-        limit = arguments.time_limit
-        over_time = bool(limit) and time.perf_counter() - started > limit
+        budget = arguments.max_minutes
+        over_time = bool(budget) and time.perf_counter() - started > 60 * budget
         stop = _agreed(trainer, over_time or interrupt.requested)
         if rank == 0:  # rank 0 writes grids and checkpoints
             _save_epoch_grids(trainer, out, images.shape[0])
@@ -253,8 +256,9 @@ class _Stop(Exception):
 def command_sample(arguments: argparse.Namespace) -> None:
     model = _sampling_model(arguments)
     program = compile_program(model, _backend(arguments.backend))
-    result = sample(model, program, arguments.num, key=arguments.seed, sweeps=arguments.sweeps,
-                    keep_intermediates=arguments.intermediates, progress=True)  # fmt: skip
+    result = sample(model, program, arguments.num_samples, key=arguments.seed,
+                    sweeps=arguments.sweeps, keep_intermediates=arguments.intermediates,
+                    progress=True)  # fmt: skip
     config = model.config
     images = bits_to_images(spins_to_bits(result.spins), config)
     path = save_grid(images, arguments.out, scale=arguments.scale)
@@ -262,7 +266,7 @@ def command_sample(arguments: argparse.Namespace) -> None:
         chosen = result.intermediates[:: max(1, len(result.intermediates) // 10)]
         strip = torch.stack([bits_to_images(spins_to_bits(step[:8]), config) for step in chosen], 1)
         save_grid(strip.flatten(0, 1), Path(arguments.out).with_suffix(".steps.png"), len(chosen))
-    print(json.dumps({"images": arguments.num, "grid": str(path)}))
+    print(json.dumps({"images": arguments.num_samples, "grid": str(path)}))
 
 
 def quantised(images: torch.Tensor, config: Config) -> torch.Tensor:
@@ -340,63 +344,172 @@ def command_evaluate(arguments: argparse.Namespace) -> None:
         log.info("diagnostics plot: %s", picture)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bitflip-dtm", description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", default=None, help="tsu-core backend (default: TSU_BACKEND)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="train (resumes from the latest checkpoint in --out)")
-    train.add_argument("--preset", default=None,
-                       help=f"paper, mnist28, rgb64 or tiny (default: {DEFAULT_PRESET}; on "
-                       "resume, the run's)")  # fmt: skip
-    train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
-    train.add_argument("--data", default=None, help="MNIST idx directory (sets data_path)")
-    train.add_argument("--iterations", type=int, default=None)
-    train.add_argument(
-        "--time-limit", type=float, default=None, help="stop after this many seconds"
+def _add_common(command: argparse.ArgumentParser) -> None:
+    """`--device` and `--backend`, taken by every subcommand. Their values are resolved after
+    parsing (`parse_arguments`): a default here would overwrite one given before the
+    subcommand, where old scripts put them."""
+    command.add_argument(
+        "--device",
+        default=argparse.SUPPRESS,
+        help="torch device: cpu, cuda, cuda:N (default: cuda when present, else cpu)",
     )
-    train.add_argument("--out", default="runs/bitflip-dtm")
-    train.add_argument("--fresh", action="store_true", help="ignore checkpoints in --out")
-    train.set_defaults(run=command_train)
-    draw = commands.add_parser("sample", help="draw images from a checkpoint into a PNG grid")
-    draw.add_argument("--checkpoint", required=True, help="a checkpoint JSON or its directory")
-    draw.add_argument("--num", type=int, default=64)
-    draw.add_argument("--sweeps", type=int, default=None)
-    draw.add_argument("--seed", type=int, default=0)
-    draw.add_argument("--intermediates", action="store_true")
-    draw.add_argument("--scale", type=int, default=1, help="pixels per image pixel in the PNG")
-    draw.add_argument("--out", default="samples.png")
-    draw.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                      help=f"change a sampling setting: {', '.join(SAMPLING_FIELDS)}")  # fmt: skip
-    draw.set_defaults(run=command_sample)
-    evaluate = commands.add_parser("evaluate", help="FID against held-out data and diagnostics")
-    evaluate.add_argument("--checkpoint", required=True)
-    evaluate.add_argument("--num-samples", type=int, default=1000)
-    evaluate.add_argument("--classifier", default=None,
-                          help="feature extractor (default: classifier-<dataset>-<size> in the "
-                          "checkpoint's directory; trained and saved there if missing, refused "
-                          "if trained on other data)")  # fmt: skip
-    evaluate.add_argument("--inception-weights", default=None, help="local Inception weights file")
-    evaluate.add_argument("--data", default=None)
-    evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.add_argument("--diagnostics", action="store_true")
-    evaluate.add_argument(
+    command.add_argument(
+        "--backend",
+        default=argparse.SUPPRESS,
+        help="tsu-core backend that samples (default: TSU_BACKEND, else the best installed)",
+    )
+
+
+def _add_sampling_changes(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="FIELD=VALUE",
-        help=f"change a sampling setting: {', '.join(SAMPLING_FIELDS)}",
+        help=f"change a sampling setting ({', '.join(SAMPLING_FIELDS)}); repeatable",
     )
-    evaluate.add_argument("--reference-start", type=int, default=0,
-                          help="the first held-out image compared against (those before it can "
-                          "be kept for choosing sampling settings)")  # fmt: skip
+
+
+def _subcommand(commands, name: str, text: str) -> argparse.ArgumentParser:
+    command = commands.add_parser(name, help=text, description=text, formatter_class=HelpFormatter)
+    _add_common(command)
+    return command
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bitflip-dtm", description=__doc__, formatter_class=HelpFormatter
+    )
+    for name in ("--device", "--backend"):  # the old place, before the subcommand
+        parser.add_argument(
+            name,
+            action=DeprecatedSpelling,
+            spelling=f"{name} before the subcommand",
+            replacement=f"bitflip-dtm COMMAND {name}",
+        )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    train = _subcommand(
+        commands, "train", "train a model (resumes from the latest checkpoint in --out)"
+    )
+    train.add_argument(
+        "--preset",
+        default=None,
+        help=f"paper, mnist28, rgb64 or tiny (default: {DEFAULT_PRESET}; on resume, the run's)",
+    )
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="change a config field; repeatable",
+    )
+    train.add_argument(
+        "--data", default=None, help="MNIST idx directory (sets data_path; default: the preset's)"
+    )
+    train.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="iterations to train (default: the preset's; on resume, the run's)",
+    )
+    train.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="stop with a checkpoint after this many minutes (default: no limit)",
+    )
+    train.add_argument(
+        "--time-limit",
+        dest="max_minutes",
+        type=float,
+        action=DeprecatedSpelling,
+        replacement="--max-minutes",
+        convert=lambda seconds: seconds / 60,
+    )
+    train.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the data order and of every sampling key (default: the "
+        "preset's; on resume, the run's)",
+    )
+    train.add_argument("--out", default="runs/bitflip-dtm", help="the run directory")
+    train.add_argument("--fresh", action="store_true", help="ignore checkpoints in --out")
+    train.set_defaults(run=command_train)
+    draw = _subcommand(commands, "sample", "draw images from a checkpoint into a PNG grid")
+    draw.add_argument("--checkpoint", required=True, help="a checkpoint JSON or its directory")
+    draw.add_argument("--num-samples", type=int, default=64, help="images to draw")
+    draw.add_argument(
+        "--num",
+        dest="num_samples",
+        type=int,
+        action=DeprecatedSpelling,
+        replacement="--num-samples",
+    )
+    draw.add_argument(
+        "--sweeps",
+        type=int,
+        default=None,
+        help="sweeps per reverse step (default: the run's sweeps_per_step)",
+    )
+    draw.add_argument("--seed", type=int, default=0, help="seed of the sampling keys")
+    draw.add_argument(
+        "--intermediates",
+        action="store_true",
+        help="also write 8 images at 10 of their reverse steps beside --out (.steps.png)",
+    )
+    draw.add_argument("--scale", type=int, default=1, help="pixels per image pixel in the PNG")
+    draw.add_argument("--out", default="samples.png", help="the PNG grid to write")
+    _add_sampling_changes(draw)
+    draw.set_defaults(run=command_sample)
+    evaluate = _subcommand(commands, "evaluate", "FID against held-out data, and diagnostics")
+    evaluate.add_argument("--checkpoint", required=True, help="a checkpoint JSON or its directory")
+    evaluate.add_argument("--num-samples", type=int, default=1000, help="images to draw")
+    evaluate.add_argument(
+        "--classifier",
+        default=None,
+        help="feature extractor (default: classifier-<dataset>-<size> in the "
+        "checkpoint's directory; trained and saved there if missing, refused "
+        "if trained on other data)",
+    )
+    evaluate.add_argument(
+        "--inception-weights",
+        default=None,
+        help="local Inception weights file: FID on Inception features "
+        "(default: none, the package's own feature extractor)",
+    )
+    evaluate.add_argument(
+        "--data", default=None, help="MNIST idx directory (default: the run's data_path)"
+    )
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the sampling keys")
+    evaluate.add_argument(
+        "--diagnostics", action="store_true", help="also print per-step diagnostics and plot them"
+    )
+    _add_sampling_changes(evaluate)
+    evaluate.add_argument(
+        "--reference-start",
+        type=int,
+        default=0,
+        help="the first held-out image compared against (those before it can "
+        "be kept for choosing sampling settings)",
+    )
     evaluate.set_defaults(run=command_evaluate)
     return parser
 
 
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line parsed, with `device` and `backend` resolved to their defaults."""
+    arguments = build_parser().parse_args(argv)
+    arguments.device = getattr(arguments, "device", None) or (
+        "cuda" if torch.cuda.is_available() else "cpu"
+    )
+    arguments.backend = getattr(arguments, "backend", None)
+    return arguments
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    arguments = build_parser().parse_args(argv)
+    arguments = parse_arguments(argv)
     try:
         arguments.run(arguments)
     except (ConfigError, CheckpointError, ExtractorError, tsu_core.TSUError) as error:

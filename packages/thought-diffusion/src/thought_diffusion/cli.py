@@ -1,10 +1,13 @@
 """`thought-diffusion train | generate | evaluate | chat`: a thin layer over the library.
 
+    thought-diffusion train --data text.txt --out runs/td --max-minutes 8
+    thought-diffusion generate --checkpoint runs/td/checkpoint.safetensors --prompt "ROMEO:"
+
 `train` resumes from the newest intact checkpoint in `--out` when there is one: the run's
 stored settings apply, and a flag that disagrees with them is an error naming it (only the
-budget and reporting flags in `RESUMABLE`, and `--data` and `--device`, may change). The first
-SIGINT or SIGTERM saves a checkpoint at the end of the step and exits with status 0; a second
-one exits at once.
+budget and reporting flags, `--data`, `--device` and `--backend` may change). The first SIGINT
+or SIGTERM saves a checkpoint at the end of the step and exits with status 0; a second one exits
+at once. Options follow the command (docs/cli.md); an error is one line on stderr, status 2.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 import torch
 
+import tsu_core
 from thought_diffusion.checkpoint import NEWEST, Checkpoint, latest_intact, load_checkpoint
 from thought_diffusion.config import PRESETS, ModelConfig, TrainConfig, preset
 from thought_diffusion.data import TokenData, read_text
@@ -28,6 +32,7 @@ from thought_diffusion.generate import GenerationConfig, generate, prepare_promp
 from thought_diffusion.thoughts import ThoughtStack
 from thought_diffusion.tokenizer import build_tokenizer, tokenizer_from_json
 from thought_diffusion.train import evaluate, recall_accuracy, train_model
+from tsu_core.cli_convention import HelpFormatter, use_backend
 from tsu_core.interrupt import StopRequest
 
 logger = logging.getLogger("thought_diffusion")
@@ -42,8 +47,8 @@ RUN_DEFAULTS: dict[str, Any] = {
     "gradient_checkpointing": False,
 }
 # Flags that may change when a run resumes: how long it trains, how often it saves and reports,
-# memory traded for compute, where the data file is and which device runs it. Any other flag
-# would change what the run trains.
+# memory traded for compute, where the data file is and which device and backend run it. Any
+# other flag would change what the run trains.
 RESUMABLE = (
     "steps",
     "max_minutes",
@@ -53,6 +58,7 @@ RESUMABLE = (
     "gradient_checkpointing",
     "data",
     "device",
+    "backend",
 )
 TRAIN_FIELDS = tuple(field.name for field in dataclasses.fields(TrainConfig))
 
@@ -61,21 +67,56 @@ def _device(name: str | None) -> str:
     return name or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def _add_placement(parser: argparse.ArgumentParser) -> None:
+    """`--device` and `--backend`, which every subcommand takes."""
+    parser.add_argument(
+        "--device", help="torch device: cpu, cuda, cuda:N (default: cuda when present, else cpu)"
+    )
+    parser.add_argument(
+        "--backend",
+        help="tsu-core backend that draws tokens (default: TSU_BACKEND, else the best installed)",
+    )
+
+
 def _add_generation(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a checkpoint.safetensors from train")
     parser.add_argument("--length", type=int, default=64, help="tokens to generate")
-    parser.add_argument("--mode", choices=["low_confidence", "threshold"], default="threshold")
     parser.add_argument(
-        "--steps", type=int, default=None, help="low_confidence steps (default: length)"
+        "--mode",
+        choices=["low_confidence", "threshold"],
+        default="threshold",
+        help="low_confidence: --steps steps, most confident tokens first; threshold: commit "
+        "every token more confident than --threshold",
     )
-    parser.add_argument("--threshold", type=float, default=0.9)
-    parser.add_argument("--block-length", type=int, default=None)
+    parser.add_argument(
+        "--steps", type=int, default=None, help="low_confidence steps (default: --length)"
+    )
+    parser.add_argument(
+        "--threshold", type=float, default=0.9, help="confidence at which threshold commits"
+    )
+    parser.add_argument(
+        "--block-length",
+        type=int,
+        default=None,
+        help="generate in blocks of this many tokens (default: one block)",
+    )
     parser.add_argument("--cache", action="store_true", help="prefix cache (needs --block-length)")
-    parser.add_argument("--temperature", type=float, default=0.8)
-    parser.add_argument("--top-k", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--stack", default=None, help="a saved thought stack to start from")
-    parser.add_argument("--device", default=None)
+    parser.add_argument(
+        "--temperature", type=float, default=0.8, help="0: the most likely token; > 0: draw at 1/T"
+    )
+    parser.add_argument(
+        "--top-k",
+        type=int,
+        default=None,
+        help="draw from the k most likely tokens only (default: all tokens)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the draws")
+    parser.add_argument(
+        "--stack",
+        default=None,
+        help="a saved thought stack to start from (default: an empty stack)",
+    )
+    _add_placement(parser)
 
 
 def _generation_config(arguments: argparse.Namespace) -> GenerationConfig:
@@ -349,6 +390,39 @@ def _facts(text: str) -> tuple[int, ...]:
     return tuple(int(item) for item in text.split(","))
 
 
+# What each `train` flag does; `_show_defaults` appends its default.
+TRAIN_HELP = {
+    "preset": "model size",
+    "tokenizer": "byte: one token per byte; bpe: a BPE vocabulary learnt from --data",
+    "vocab_size": "BPE vocabulary size",
+    "objective": "diffusion: the masked-diffusion bound; autoregressive: the baseline",
+    "schedule": "the mask schedule",
+    "steps": "total steps; a resumed run may be given more",
+    "batch_size": "sequences per step",
+    "turn_length": "tokens per turn",
+    "num_turns": "turns per sequence; a thought is written after each but the last",
+    "recall_probability": "fraction of sequences whose last turn repeats the first",
+    "memory_probability": "fraction of sequences that are fact-recall episodes: a fact, then a "
+    "question about it",
+    "memory_facts": "facts per episode, drawn from this list, e.g. 1,4",
+    "answer_weight": "weight of the fact answer's loss",
+    "context": "all: the long-context twin, every earlier turn in the context; use it "
+    "with --no-thoughts",
+    "learning_rate": "peak learning rate (after warmup; cosine decay to a tenth of it)",
+    "warmup_steps": "steps of linear learning-rate warmup",
+    "accumulation_steps": "batches whose gradients are averaged into one step",
+    "precision": "bf16 autocasts on CUDA",
+    "progressive_steps": "steps over which the largest mask ratio ramps up to 1; 0: no ramp",
+    "next_thought_weight": "weight of the next-thought prediction loss",
+    "reconstruction_weight": "weight of the thought reconstruction loss",
+    "eval_interval": "steps between validation bounds",
+    "eval_batches": "batches per validation bound",
+    "checkpoint_interval": "steps between checkpoints",
+    "max_minutes": "wall-clock budget in minutes, then a checkpoint and a stop; 0: none",
+    "seed": "seed of the initial weights, the data order and the masks",
+}
+
+
 def _show_defaults(train: argparse.ArgumentParser) -> None:
     """Append each `train` flag's new-run default to its help (the parser's own defaults are
     suppressed, so that a flag the user did not type is absent, not a conflict on resume)."""
@@ -359,76 +433,97 @@ def _show_defaults(train: argparse.ArgumentParser) -> None:
             action.help = f"{action.help or ''} (default: {value}; on resume, the run's)".lstrip()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="thought-diffusion", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def _add_train(commands: Any) -> None:
     train = commands.add_parser(
         "train",
         help="train a model on a text file (resumes the run in --out)",
+        description="Train a model on a text file; resume the run in --out when it holds one.",
+        formatter_class=HelpFormatter,
         argument_default=argparse.SUPPRESS,
     )
     train.add_argument(
-        "--data", help="a UTF-8 text file (needed for a new run; a resumed run reads its own)"
+        "--data",
+        help="a UTF-8 text file (required for a new run; default on resume: the run's file)",
     )
-    train.add_argument("--out", required=True, help="output folder (checkpoint, log.csv)")
-    train.add_argument("--preset", choices=["tiny", "small", "base"])
-    train.add_argument("--tokenizer", choices=["byte", "bpe"])
-    train.add_argument("--vocab-size", type=int, help="BPE vocabulary size")
-    train.add_argument("--objective", choices=["diffusion", "autoregressive"])
+    train.add_argument("--out", required=True, help="the run directory (checkpoint, log.csv)")
+    train.add_argument("--preset", choices=sorted(PRESETS), help=TRAIN_HELP["preset"])
+    train.add_argument("--tokenizer", choices=["byte", "bpe"], help=TRAIN_HELP["tokenizer"])
+    train.add_argument("--vocab-size", type=int, help=TRAIN_HELP["vocab_size"])
+    train.add_argument(
+        "--objective", choices=["diffusion", "autoregressive"], help=TRAIN_HELP["objective"]
+    )
     train.add_argument("--no-thoughts", action="store_true", help="the baseline without thoughts")
-    train.add_argument("--schedule", choices=["linear", "cosine"])
-    train.add_argument("--steps", type=int, help="total steps; a resumed run may be given more")
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--turn-length", type=int)
-    train.add_argument("--num-turns", type=int)
-    train.add_argument("--recall-probability", type=float)
+    train.add_argument("--schedule", choices=["linear", "cosine"], help=TRAIN_HELP["schedule"])
+    for name in ("steps", "batch_size", "turn_length", "num_turns"):
+        train.add_argument(f"--{name.replace('_', '-')}", type=int, help=TRAIN_HELP[name])
+    for name in ("recall_probability", "memory_probability"):
+        train.add_argument(f"--{name.replace('_', '-')}", type=float, help=TRAIN_HELP[name])
+    train.add_argument("--memory-facts", type=_facts, help=TRAIN_HELP["memory_facts"])
+    train.add_argument("--answer-weight", type=float, help=TRAIN_HELP["answer_weight"])
+    train.add_argument("--context", choices=["turn", "all"], help=TRAIN_HELP["context"])
+    train.add_argument("--learning-rate", type=float, help=TRAIN_HELP["learning_rate"])
+    train.add_argument("--warmup-steps", type=int, help=TRAIN_HELP["warmup_steps"])
+    train.add_argument("--accumulation-steps", type=int, help=TRAIN_HELP["accumulation_steps"])
     train.add_argument(
-        "--memory-probability",
-        type=float,
-        help="fraction of sequences that are fact-recall episodes (a fact, a later question)",
+        "--precision", choices=["bf16", "fp16", "fp32"], help=TRAIN_HELP["precision"]
     )
     train.add_argument(
-        "--memory-facts", type=_facts, help="facts per episode, drawn from this list, e.g. 1,4"
+        "--gradient-checkpointing",
+        action="store_true",
+        help="recompute activations in the backward pass (less memory, more compute)",
     )
-    train.add_argument("--answer-weight", type=float, help="weight of the fact answer's loss")
-    train.add_argument(
-        "--context",
-        choices=["turn", "all"],
-        help="'all': the long-context twin, every earlier turn in the context (use --no-thoughts)",
-    )
-    train.add_argument("--learning-rate", type=float)
-    train.add_argument("--warmup-steps", type=int)
-    train.add_argument("--accumulation-steps", type=int)
-    train.add_argument("--precision", choices=["bf16", "fp16", "fp32"])
-    train.add_argument("--gradient-checkpointing", action="store_true")
-    train.add_argument("--progressive-steps", type=int)
-    train.add_argument("--next-thought-weight", type=float)
-    train.add_argument("--reconstruction-weight", type=float)
-    train.add_argument("--eval-interval", type=int)
-    train.add_argument("--eval-batches", type=int)
-    train.add_argument("--checkpoint-interval", type=int)
-    train.add_argument("--max-minutes", type=float, help="wall-clock budget (0: none)")
-    train.add_argument("--seed", type=int)
-    train.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if present)")
+    train.add_argument("--progressive-steps", type=int, help=TRAIN_HELP["progressive_steps"])
+    for name in ("next_thought_weight", "reconstruction_weight"):
+        train.add_argument(f"--{name.replace('_', '-')}", type=float, help=TRAIN_HELP[name])
+    for name in ("eval_interval", "eval_batches", "checkpoint_interval"):
+        train.add_argument(f"--{name.replace('_', '-')}", type=int, help=TRAIN_HELP[name])
+    train.add_argument("--max-minutes", type=float, help=TRAIN_HELP["max_minutes"])
+    train.add_argument("--seed", type=int, help=TRAIN_HELP["seed"])
+    _add_placement(train)
     _show_defaults(train)
     train.set_defaults(handler=command_train)
 
-    generate_parser = commands.add_parser("generate", help="generate text after a prompt")
-    generate_parser.add_argument("--prompt", required=True)
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="thought-diffusion", description=__doc__, formatter_class=HelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(commands)
+
+    generate_parser = commands.add_parser(
+        "generate",
+        help="generate text after a prompt",
+        description="Generate text after a prompt.",
+        formatter_class=HelpFormatter,
+    )
+    generate_parser.add_argument("--prompt", required=True, help="the text to continue")
     _add_generation(generate_parser)
     generate_parser.set_defaults(handler=command_generate)
 
-    evaluate_parser = commands.add_parser("evaluate", help="validation bound and recall accuracy")
-    evaluate_parser.add_argument("--checkpoint", required=True)
+    evaluate_parser = commands.add_parser(
+        "evaluate",
+        help="validation bound and recall accuracy",
+        description="Print a checkpoint's validation bound and recall accuracy as JSON.",
+        formatter_class=HelpFormatter,
+    )
+    evaluate_parser.add_argument(
+        "--checkpoint", required=True, help="a checkpoint.safetensors from train"
+    )
     evaluate_parser.add_argument(
         "--data", default=None, help="a UTF-8 text file (default: the one the run trained on)"
     )
-    evaluate_parser.add_argument("--batches", type=int, default=16)
-    evaluate_parser.add_argument("--device", default=None)
+    evaluate_parser.add_argument("--batches", type=int, default=16, help="batches to average")
+    _add_placement(evaluate_parser)
     evaluate_parser.set_defaults(handler=command_evaluate)
 
-    chat = commands.add_parser("chat", help="interactive chat that keeps the thought stack")
+    chat = commands.add_parser(
+        "chat",
+        help="interactive chat that keeps the thought stack",
+        description="Chat with a checkpoint; each turn is written to the thought stack. "
+        f"{CHAT_HELP}.",
+        formatter_class=HelpFormatter,
+    )
     _add_generation(chat)
     chat.set_defaults(handler=command_chat)
     return parser
@@ -440,10 +535,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     arguments = build_parser().parse_args(argv)
     try:
+        use_backend(getattr(arguments, "backend", None))
         arguments.handler(arguments)
-    except (ValueError, FileNotFoundError) as error:
-        logger.error("%s", error)
-        raise SystemExit(2) from error
+    except (ValueError, FileNotFoundError, tsu_core.TSUError) as error:
+        print(f"thought-diffusion: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     except KeyboardInterrupt:  # Ctrl-C outside training, where it is not a stop request
         print("thought-diffusion: interrupted", file=sys.stderr)
         raise SystemExit(130) from None

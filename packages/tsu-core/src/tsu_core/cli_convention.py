@@ -1,0 +1,241 @@
+"""The model packages' command-line convention (docs/cli.md): a check that reads a parser, the
+help formatter that shows defaults, old spellings kept working behind a warning, and `--backend`
+for libraries that ask `get_backend()` without a name.
+
+`deviations(parser)` walks an `argparse` parser and its subcommands without parsing anything and
+lists where it departs from the convention; each model package's tests assert that the list is
+empty. Walking subcommands needs argparse's `_actions` and `_SubParsersAction`, which have been
+stable since Python 3.2: the standard library has no public way to list a parser's options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from tsu_core.registry import ENVIRONMENT_VARIABLE, get_backend
+
+# The names the convention fixes (docs/cli.md says what each means), each with the other
+# spellings of the same thing that the check refuses.
+NAMES: dict[str, tuple[str, ...]] = {
+    "--device": ("--gpu", "--devices"),
+    "--seed": ("--random-seed", "--rng-seed"),
+    "--backend": ("--tsu-backend",),
+    "--data": ("--data-dir", "--data-path", "--dataset-path", "--input", "--shard", "--shards"),
+    "--out": ("--output", "--output-dir", "--out-dir", "--outdir", "--run-dir", "--save-dir", "-o"),
+    "--checkpoint": (
+        "--ckpt", "--checkpoint-path", "--checkpoint-dir", "--run", "--load", "--resume-from"
+    ),
+    "--max-minutes": (
+        "--max-seconds", "--max-hours", "--max-time", "--time-limit", "--time-budget",
+        "--budget", "--minutes", "--seconds",
+    ),
+    "--num-samples": ("--num", "--count", "--samples", "--n-samples"),
+}  # fmt: skip
+REPLACED = {old: name for name, others in NAMES.items() for old in others}
+# The only options a command with subcommands takes before the subcommand.
+BEFORE_SUBCOMMAND = ("-h", "--help", "--version")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """`--help` with each option's default, and descriptions kept as written.
+
+    No default is appended where the help already says it, where there is none to show (a
+    required option, a flag, a repeatable option that starts empty, a default of None) or where
+    the help is hidden; such an option's help says in words what happens when it is not given.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (
+            "default" in text
+            or action.required
+            or action.nargs == 0
+            or action.default is None
+            or action.default is argparse.SUPPRESS
+            or action.default == []
+        ):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class DeprecatedSpelling(argparse.Action):
+    """An old spelling of an option, hidden from `--help`: it stores into the option that
+    replaces it (through `convert` where the unit changed) and prints one warning line.
+
+    Arguments:
+        replacement: what to type instead, for the warning (`--out`, `--max-minutes`).
+        store_as: the destination to store into (default: `dest`; a positional argument's
+            `dest` is its name, so an old positional names the new option's here).
+        convert: maps the old value to the new option's (seconds to minutes, say).
+        spelling: the old form as the warning names it (default: the option string typed, or
+            "NAME as a positional argument").
+
+    The option that replaces an old spelling cannot be argparse's `required=True` (argparse
+    would refuse a command line that gives the old spelling instead): check it after parsing.
+    """
+
+    def __init__(
+        self,
+        option_strings: list[str],
+        dest: str,
+        *,
+        replacement: str,
+        store_as: str | None = None,
+        convert: Callable[[Any], Any] | None = None,
+        spelling: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs["help"] = argparse.SUPPRESS
+        kwargs.setdefault("default", argparse.SUPPRESS)
+        super().__init__(option_strings, dest, **kwargs)
+        self.replacement = replacement
+        self.store_as = store_as or dest
+        self.convert = convert
+        self.spelling = spelling
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        spelling = self.spelling or option_string or f"{self.dest.upper()} as a positional argument"
+        value = self.convert(values) if self.convert else values
+        converted = (
+            f" ({option_string} {_text(values)} is {self.replacement} {_text(value)})"
+            if self.convert and option_string
+            else ""
+        )
+        print(
+            f"{parser.prog}: warning: {spelling} is deprecated; use {self.replacement}{converted}",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.store_as, value)
+
+
+def use_backend(name: str | None) -> None:
+    """Make `name` the backend that `get_backend()` returns in this process (None: leave the
+    choice to TSU_BACKEND, else the best installed): what `--backend` does in a command whose
+    library asks `get_backend()` without a name.
+
+    Raises:
+        BackendNotFound: no installed backend has that name (the message lists those that are).
+    """
+    if name:
+        get_backend(name)
+        os.environ[ENVIRONMENT_VARIABLE] = name
+
+
+def _text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def deviations(
+    parser: argparse.ArgumentParser, expected: Mapping[str, Iterable[str]] | None = None
+) -> list[str]:
+    """Where `parser` departs from the convention, one line each (empty: it follows it).
+
+    Hidden options (help=argparse.SUPPRESS: old spellings kept for scripts) are not read.
+
+    Arguments:
+        parser: the command's parser; its subcommands are read too.
+        expected: subcommand -> the convention's options it must take, e.g.
+            `{"train": ["--device", "--seed", "--data", "--out", "--max-minutes"]}`.
+
+    Returns:
+        Lines "PROG: what departs (what the convention asks)".
+    """
+    found = []
+    for command in _parsers(parser):
+        found += _command_deviations(command)
+    subcommands = _subcommands(parser)
+    for name, options in (expected or {}).items():
+        if name not in subcommands:
+            found.append(f"{parser.prog}: no subcommand {name!r} (expected by the check)")
+            continue
+        given = {
+            string for action in _visible(subcommands[name]) for string in action.option_strings
+        }
+        found += [
+            f"{subcommands[name].prog}: no {option} (the convention's name for it)"
+            for option in options
+            if option not in given
+        ]
+    return found
+
+
+def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """`parser` and every parser below it, each once (an alias names the same parser)."""
+    yield parser
+    seen: set[int] = set()
+    for sub in _subcommands(parser).values():
+        if id(sub) not in seen:
+            seen.add(id(sub))
+            yield from _parsers(sub)
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return {
+        name: sub
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for name, sub in action.choices.items()
+    }
+
+
+def _visible(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    return [
+        action
+        for action in parser._actions
+        if action.help is not argparse.SUPPRESS
+        and not isinstance(action, argparse._SubParsersAction)
+    ]
+
+
+def _command_deviations(parser: argparse.ArgumentParser) -> list[str]:
+    prog, found = parser.prog, []
+    has_subcommands = bool(_subcommands(parser))
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            described = {choice.dest for choice in action._choices_actions if choice.help}
+            found += [
+                f"{prog}: subcommand {name!r} has no help line in `{prog} --help`"
+                for name in action.choices
+                if name not in described
+            ]
+    for action in _visible(parser):
+        if not action.option_strings:
+            found.append(
+                f"{prog}: positional argument {action.dest!r}: take it as an option "
+                "(--data, --out, --checkpoint, ...), so that every input is named"
+            )
+            continue
+        name = max(action.option_strings, key=len)
+        if has_subcommands and name not in BEFORE_SUBCOMMAND:
+            found.append(f"{prog}: {name} goes after the subcommand ({prog} COMMAND {name} ...)")
+        found += [
+            f"{prog}: {string}: use {REPLACED[string]}"
+            for string in action.option_strings
+            if string in REPLACED
+        ]
+        if not (action.help or "").strip():
+            found.append(f"{prog}: {name} has no help")
+        elif _states_no_default(parser, action):
+            found.append(
+                f"{prog}: {name}: --help shows no default (say what happens without it, or "
+                "use tsu_core.cli_convention.HelpFormatter)"
+            )
+    return found
+
+
+def _states_no_default(parser: argparse.ArgumentParser, action: argparse.Action) -> bool:
+    """Whether `action` takes a value whose default its help in `parser --help` does not show."""
+    if action.nargs == 0 or action.required or isinstance(action, argparse._AppendAction):
+        return False
+    shown = parser._get_formatter()._expand_help(action)
+    return ("default" not in shown and "required" not in shown) or "default: None" in shown
