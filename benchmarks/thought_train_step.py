@@ -16,10 +16,10 @@ Prints JSON lines: {"what", "config", "device", "value", "unit"}, then the ratio
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 
 import torch
+from thought_memory import emit  # the sibling script's JSON-lines writer
 
 from thought_diffusion import TokenData, TrainConfig, preset, read_text
 from thought_diffusion.tokenizer import ByteTokenizer
@@ -30,17 +30,6 @@ SIDES = {
     "turns_together": {"use_thoughts": True, "write_with_memory": False},
     "baseline": {"use_thoughts": False},
 }
-
-
-def device_name() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    return f"cpu ({torch.get_num_threads()} threads)"
-
-
-def emit(what: str, config: dict, value: float, unit: str) -> None:
-    record = {"what": what, "config": config, "device": device_name(), "value": value}
-    print(json.dumps(record | {"unit": unit}), flush=True)
 
 
 def seconds_per_step(side: str, arguments: argparse.Namespace, data: TokenData) -> float:
