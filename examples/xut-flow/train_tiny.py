@@ -1,6 +1,6 @@
 """Train the tiny XUT on synthetic shards, then sample a grid (the README's example).
 
-python examples/xut-flow/train_tiny.py --steps 200 --output runs/tiny
+python examples/xut-flow/train_tiny.py --steps 200 --out runs/tiny
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from xut_flow import (
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--output", default="runs/tiny")
+    parser.add_argument("--steps", type=int, default=200, help="training steps")
+    parser.add_argument("--out", default="runs/tiny", help="directory for data, run and grid")
     options = parser.parse_args()
-    output = Path(options.output)
+    output = Path(options.out)
     shard = save_shard(synthetic_shard(256, (4, 8, 8), text_dim=16), output / "data" / "train.npz")
     dataset = ShardDataset([shard])
     config = TrainConfig(

@@ -63,6 +63,8 @@ def test_evaluate_keeps_its_extractor_in_the_run(run, tmp_path, capsys, monkeypa
     assert len(trained) == 1 and trained[0].endswith(f"saved to {extractor}")
     assert " s (training accuracy" in trained[0]
     assert json.loads(output.out.splitlines()[-1])["what"] == "quality"
+    announced = [line for line in output.err.splitlines() if line.startswith("bitflip-dtm: d")]
+    assert announced == [f"bitflip-dtm: device cpu, backend {BACKEND}"]
     assert list(elsewhere.iterdir()) == []
     assert main(evaluate) == 0
     assert "trained the FID" not in capsys.readouterr().err
@@ -70,6 +72,6 @@ def test_evaluate_keeps_its_extractor_in_the_run(run, tmp_path, capsys, monkeypa
     other = tmp_path / "other.safetensors"
     ensure_extractor(other, torch.rand(32, 1, 3, 3), torch.arange(32) % 2, "noise", epochs=1)
     assert main([*evaluate, "--classifier", str(other)]) == 2
-    error = capsys.readouterr().err.strip()
-    assert len(error.splitlines()) == 1
+    started, error = capsys.readouterr().err.strip().splitlines()  # found when it is read
+    assert started == f"bitflip-dtm: device cpu, backend {BACKEND}"
     assert "trained on 32 noise images" in error and "128 two-patterns images" in error

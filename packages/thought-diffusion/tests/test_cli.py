@@ -24,8 +24,12 @@ def test_train_generate_evaluate_chat(tmp_path, monkeypatch, capsys):
     cli.main(
         ["train", *common, "--turn-length", "16", "--eval-batches", "1", "--precision", "fp32"]
     )
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    output = capsys.readouterr()
+    summary = json.loads(output.out.strip().splitlines()[-1])
     assert summary["steps"] == 2 and summary["thought_parameters"] > 0
+    announced = [line for line in output.err.splitlines() if line.startswith("thought-diffusion")]
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    assert announced == [f"thought-diffusion: device {device}"]  # training draws no samples
     checkpoint = str(out / "checkpoint.safetensors")
 
     cli.main(["generate", "--checkpoint", checkpoint, "--prompt", "the king", "--length", "8"])
@@ -49,9 +53,9 @@ def test_train_generate_evaluate_chat(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as stopped:
         cli.main(["generate", "--checkpoint", checkpoint, "--prompt", "", "--length", "8"])
     assert stopped.value.code == 2
-    error = capsys.readouterr().err
+    started, error = capsys.readouterr().err.splitlines()  # where it runs, then one error line
+    assert started == f"thought-diffusion: device {device}, backend {tsu_core.get_backend().name}"
     assert error.startswith("thought-diffusion: error: ") and "prompt: it is empty" in error
-    assert error.count("\n") == 1
 
 
 def test_draws_go_through_the_backend_primitive(monkeypatch):

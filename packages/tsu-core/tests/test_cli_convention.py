@@ -1,16 +1,30 @@
 """The command-line check: a parser that follows docs/cli.md passes, each kind of departure is
 reported; the help formatter shows defaults; old spellings store into the new option and warn;
-`use_backend` decides what `get_backend()` returns."""
+`use_backend` decides what `get_backend()` returns; the checks before long work raise one line;
+library logs are quiet unless verbose."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import sys
 
 import pytest
 
 from tsu_core import BackendNotFound, get_backend
-from tsu_core.cli_convention import DeprecatedSpelling, HelpFormatter, deviations, use_backend
+from tsu_core.cli_convention import (
+    CHATTY_LOGGERS,
+    DeprecatedSpelling,
+    HelpFormatter,
+    Unmet,
+    announce,
+    deviations,
+    quiet_libraries,
+    require_module,
+    require_writable,
+    use_backend,
+)
 
 
 def _following() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
@@ -139,3 +153,41 @@ def test_use_backend_decides_what_get_backend_returns(monkeypatch):
         use_backend("no-such-backend")
     use_backend(None)
     assert os.environ["TSU_BACKEND"] == "reference"
+
+
+def test_require_module_names_the_extra_and_the_command(monkeypatch):
+    require_module("json", package="demo", extra="text", needed_by="demo prepare")  # importable
+    monkeypatch.setitem(sys.modules, "json", None)  # what an uninstalled module looks like
+    with pytest.raises(Unmet) as unmet:
+        require_module(
+            "json", package="demo", extra="text", needed_by="demo prepare", instead="pass --x"
+        )
+    message = str(unmet.value)
+    assert message.startswith("demo prepare needs the [text] extra: pip install 'demo[text]'; ")
+    assert "or pass --x" in message and "\n" not in message
+
+
+def test_require_writable_creates_the_directory_or_says_why_not(tmp_path):
+    assert require_writable(tmp_path / "a" / "b", "--out") == tmp_path / "a" / "b"
+    assert (tmp_path / "a" / "b").is_dir()
+    assert require_writable(tmp_path / "c" / "grid.png", "--out", directory=False).is_dir()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(Unmet, match=r"^--out .*file/run: cannot create .*; choose another --out"):
+        require_writable(blocker / "run", "--out")
+
+
+def test_quiet_libraries_and_verbose(monkeypatch):
+    for name in CHATTY_LOGGERS:
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.NOTSET)
+    quiet_libraries()
+    assert not logging.getLogger("jax._src.xla_bridge").isEnabledFor(logging.INFO)
+    assert logging.getLogger("absl").isEnabledFor(logging.WARNING)
+    quiet_libraries(verbose=True)
+    assert logging.getLogger("orbax.checkpoint").isEnabledFor(logging.INFO)
+
+
+def test_announce_is_one_line(capsys):
+    announce("demo", "cuda:0", "jax-sim")
+    announce("demo", "cpu")
+    assert capsys.readouterr().err == "demo: device cuda:0, backend jax-sim\ndemo: device cpu\n"

@@ -8,8 +8,10 @@ import json
 import logging
 import shutil
 
+import jax
 import pytest
 
+import tsu_core
 from xut_flow import cli
 from xut_flow.data import save_shard, synthetic_shard
 from xut_flow.run_record import read_run
@@ -51,10 +53,19 @@ def test_train_records_the_preset(tiny_run):
     assert sorted(int(p.name) for p in (run / "checkpoints" / "steps").iterdir()) == [1, 2, 3]
 
 
-def test_sample_uses_the_run_preset(tiny_run, tmp_path, capsys):
+def test_sample_uses_the_run_preset(tiny_run, tmp_path, capsys, caplog):
     shard, run = tiny_run
+    caplog.set_level(logging.INFO)
     _sample(run, shard, tmp_path)  # no --preset: the default would be xut-small
-    assert json.loads(capsys.readouterr().out)["checkpoint_step"] == 3
+    output = capsys.readouterr()
+    assert json.loads(output.out)["checkpoint_step"] == 3
+    # One line names the device and the backend of the noise; Orbax's and JAX's INFO logs
+    # (restoring a checkpoint, starting platforms) are hidden without -v.
+    device = "cpu" if jax.devices()[0].platform == "cpu" else "cuda:0"
+    assert output.err.splitlines() == [
+        f"xut-flow: device {device}, backend {tsu_core.get_backend().name}"
+    ]
+    assert [r.name for r in caplog.records if r.name.startswith(("absl", "orbax", "jax"))] == []
     assert (tmp_path / "grid.png").stat().st_size > 0
 
 
@@ -104,6 +115,6 @@ def test_no_intact_step_is_one_line(tiny_run, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         _sample(run, shard, tmp_path)
     assert exit_.value.code == 2
-    error = capsys.readouterr().err
+    started, error = capsys.readouterr().err.splitlines()  # found when the steps are read
+    assert started.startswith("xut-flow: device ")
     assert error.startswith("xut-flow: error: ") and "no intact checkpoint" in error
-    assert error.count("\n") == 1 and "Traceback" not in error

@@ -39,6 +39,7 @@ from bitflip_dtm.checkpoint import (
 from bitflip_dtm.config import Config, ConfigError, preset
 from bitflip_dtm.data import (
     bits_to_images,
+    check_data,
     data_spins,
     images_to_bits,
     load_dataset,
@@ -47,7 +48,15 @@ from bitflip_dtm.data import (
 from bitflip_dtm.extractor import ExtractorError, ensure_extractor, extractor_path
 from bitflip_dtm.sample import compile_program, sample
 from bitflip_dtm.train import Trainer
-from tsu_core.cli_convention import DeprecatedSpelling, HelpFormatter
+from tsu_core.cli_convention import (
+    DeprecatedSpelling,
+    HelpFormatter,
+    Unmet,
+    announce,
+    quiet_libraries,
+    require_module,
+    require_writable,
+)
 from tsu_core.interrupt import StopRequest
 
 log = logging.getLogger("bitflip_dtm")
@@ -120,6 +129,18 @@ def _backend(name: str | None) -> tsu_core.Backend:
     return tsu_core.get_backend(name)
 
 
+def _start(arguments: argparse.Namespace, config: Config) -> tsu_core.Backend:
+    """The checks every command makes before its long work (its data set can be read, its
+    backend is installed), then the line naming its device and backend; the backend."""
+    check_data(config)
+    backend = _backend(arguments.backend)
+    device = torch.device(arguments.device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    announce("bitflip-dtm", str(device), backend.name)
+    return backend
+
+
 def _start_distributed(arguments: argparse.Namespace) -> int:
     """Under torchrun (WORLD_SIZE > 1): join the process group, one GPU per rank; the rank."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
@@ -187,7 +208,7 @@ def _save_epoch_grids(trainer: Trainer, out: Path, examples: int) -> None:
 
 def command_train(arguments: argparse.Namespace) -> None:
     rank = _start_distributed(arguments)
-    out = Path(arguments.out)
+    out = require_writable(arguments.out, "--out")
     changes = _parse_overrides(arguments.set)
     if arguments.data:
         changes["data_path"] = arguments.data
@@ -204,10 +225,9 @@ def command_train(arguments: argparse.Namespace) -> None:
         preset_name = checkpoint.metadata.get("preset")
         config = resumed_config(checkpoint, arguments.preset, changes)
         log.info("resuming from %s (iteration %d)", latest, checkpoint.iteration)
+    backend = _start(arguments, config)
     images, labels = load_dataset(config, "train")
-    trainer = Trainer(
-        config, images, device=arguments.device, backend=_backend(arguments.backend), labels=labels
-    )
+    trainer = Trainer(config, images, device=arguments.device, backend=backend, labels=labels)
     if checkpoint is not None:
         checkpoint.config = config  # differs from the stored one in RESUMABLE_FIELDS at most
         restore(trainer, checkpoint)
@@ -254,8 +274,9 @@ class _Stop(Exception):
 
 
 def command_sample(arguments: argparse.Namespace) -> None:
+    require_writable(arguments.out, "--out", directory=False)
     model = _sampling_model(arguments)
-    program = compile_program(model, _backend(arguments.backend))
+    program = compile_program(model, _start(arguments, model.config))
     result = sample(model, program, arguments.num_samples, key=arguments.seed,
                     sweeps=arguments.sweeps, keep_intermediates=arguments.intermediates,
                     progress=True)  # fmt: skip
@@ -311,11 +332,23 @@ def command_evaluate(arguments: argparse.Namespace) -> None:
         step_diagnostics,
     )
 
+    if arguments.inception_weights is not None:
+        require_module(
+            "torch_fidelity",
+            package="bitflip-dtm",
+            extra="fid",
+            needed_by="bitflip-dtm evaluate --inception-weights",
+        )
+        if not Path(arguments.inception_weights).is_file():
+            raise Unmet(f"--inception-weights {arguments.inception_weights}: no such file")
     model = _sampling_model(arguments)
     config = model.config.replace(data_path=arguments.data) if arguments.data else model.config
-    program = compile_program(model, _backend(arguments.backend))
     run = Path(arguments.checkpoint)
     run = run if run.is_dir() else run.parent
+    require_writable(run, "--checkpoint")  # the samples, plots and feature extractor go there
+    if arguments.classifier:
+        require_writable(arguments.classifier, "--classifier", directory=False)
+    program = compile_program(model, _start(arguments, config))
     held_out, held_out_labels = load_dataset(config, "held-out")
     if arguments.inception_weights is None:  # the extractor is checked before sampling
         chosen = Path(arguments.classifier) if arguments.classifier else extractor_path(run, config)
@@ -345,7 +378,7 @@ def command_evaluate(arguments: argparse.Namespace) -> None:
 
 
 def _add_common(command: argparse.ArgumentParser) -> None:
-    """`--device` and `--backend`, taken by every subcommand. Their values are resolved after
+    """`--device`, `--backend` and `-v`, taken by every subcommand. Their values are resolved after
     parsing (`parse_arguments`): a default here would overwrite one given before the
     subcommand, where old scripts put them."""
     command.add_argument(
@@ -357,6 +390,9 @@ def _add_common(command: argparse.ArgumentParser) -> None:
         "--backend",
         default=argparse.SUPPRESS,
         help="tsu-core backend that samples (default: TSU_BACKEND, else the best installed)",
+    )
+    command.add_argument(
+        "-v", "--verbose", action="store_true", help="show JAX's and absl's INFO logs too"
     )
 
 
@@ -510,9 +546,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     arguments = parse_arguments(argv)
+    quiet_libraries(arguments.verbose)
     try:
         arguments.run(arguments)
-    except (ConfigError, CheckpointError, ExtractorError, tsu_core.TSUError) as error:
+    except (ConfigError, CheckpointError, ExtractorError, tsu_core.TSUError, Unmet) as error:
         print(f"bitflip-dtm: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as functional
 
 from bitflip_dtm.config import NUM_CLASSES, Config, ConfigError
+from tsu_core.cli_convention import require_module
 
 log = logging.getLogger(__name__)
 
@@ -138,25 +139,50 @@ def _find_idx(directory: Path, stem: str) -> Path:
     )
 
 
+def _mnist_files(path: Path) -> tuple[Path, Path]:
+    """The images and labels idx files that `load_mnist(path)` reads."""
+    if path.is_dir():
+        try:
+            return (
+                _find_idx(path, "train-images-idx3-ubyte"),
+                _find_idx(path, "train-labels-idx1-ubyte"),
+            )
+        except ConfigError:
+            return (
+                _find_idx(path, "t10k-images-idx3-ubyte"),
+                _find_idx(path, "t10k-labels-idx1-ubyte"),
+            )
+    labels = Path(str(path).replace("images-idx3", "labels-idx1"))
+    if not path.exists():
+        raise ConfigError(f"data_path: {path} does not exist; pass --data DIR of MNIST idx files")
+    if not labels.exists():
+        raise ConfigError(f"data_path: no labels file {labels} beside {path}")
+    return path, labels
+
+
+def check_data(config: Config) -> None:
+    """Check, without reading them, that the config's data set can be loaded: MNIST's idx
+    files are there, or scikit-learn for the bundled digits.
+
+    Raises:
+        ConfigError: the MNIST files are missing.
+        Unmet: the digits need scikit-learn, which is not installed.
+    """
+    if config.dataset == "digits":
+        require_module(
+            "sklearn", package="bitflip-dtm", extra="digits", needed_by="the digits data set"
+        )
+    elif config.dataset in ("mnist", "coloured-mnist"):
+        _mnist_files(Path(config.data_path))
+
+
 def load_mnist(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     """MNIST digits (N, 1, 28, 28) in [0, 1] and labels (N,) from idx files.
 
     `path` is a directory with `t10k-images-idx3-ubyte(.gz)` (or `train-...`) and the labels
     beside it, or the images file itself.
     """
-    path = Path(path)
-    if path.is_dir():
-        try:
-            images_file = _find_idx(path, "train-images-idx3-ubyte")
-            labels_file = _find_idx(path, "train-labels-idx1-ubyte")
-        except ConfigError:
-            images_file = _find_idx(path, "t10k-images-idx3-ubyte")
-            labels_file = _find_idx(path, "t10k-labels-idx1-ubyte")
-    elif path.exists():
-        images_file = path
-        labels_file = Path(str(path).replace("images-idx3", "labels-idx1"))
-    else:
-        raise ConfigError(f"data_path: {path} does not exist")
+    images_file, labels_file = _mnist_files(Path(path))
     images = torch.from_numpy(read_idx(images_file).astype(np.float32) / 255.0).unsqueeze(1)
     labels = torch.from_numpy(read_idx(labels_file).astype(np.int64))
     return images, labels

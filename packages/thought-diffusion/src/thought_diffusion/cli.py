@@ -25,14 +25,22 @@ from typing import Any
 import torch
 
 import tsu_core
-from thought_diffusion.checkpoint import NEWEST, Checkpoint, latest_intact, load_checkpoint
+from thought_diffusion.checkpoint import NEWEST, Checkpoint, latest_intact, read_checkpoint
 from thought_diffusion.config import PRESETS, ModelConfig, TrainConfig, preset
 from thought_diffusion.data import TokenData, read_text
 from thought_diffusion.generate import GenerationConfig, generate, prepare_prompt, remember
 from thought_diffusion.thoughts import ThoughtStack
 from thought_diffusion.tokenizer import build_tokenizer, tokenizer_from_json
 from thought_diffusion.train import evaluate, recall_accuracy, train_model
-from tsu_core.cli_convention import HelpFormatter, use_backend
+from tsu_core.cli_convention import (
+    HelpFormatter,
+    Unmet,
+    announce,
+    quiet_libraries,
+    require_module,
+    require_writable,
+    use_backend,
+)
 from tsu_core.interrupt import StopRequest
 
 logger = logging.getLogger("thought_diffusion")
@@ -67,8 +75,40 @@ def _device(name: str | None) -> str:
     return name or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def _require_tokenizer(kind: str, needed_by: str) -> None:
+    """Check that a tokenizer of `kind` can be built here: BPE needs the [bpe] extra."""
+    if kind == "bpe":
+        require_module("tokenizers", package="thought-diffusion", extra="bpe", needed_by=needed_by)
+
+
+def _require_file(path: str | Path, option: str) -> None:
+    if not Path(path).is_file():
+        raise Unmet(f"{option} {path}: no such file")
+
+
+def _load(arguments: argparse.Namespace, command: str) -> tuple[Any, dict]:
+    """The checkpoint's model on the chosen device and the rest of the checkpoint, after
+    checking what the command needs and printing where it runs. Generation names the backend
+    that draws tokens; evaluation draws none."""
+    _require_file(arguments.checkpoint, "--checkpoint")
+    checkpoint = read_checkpoint(arguments.checkpoint)
+    kind = json.loads(checkpoint.tokenizer)["kind"]
+    _require_tokenizer(kind, f"thought-diffusion {command} on a run with a BPE tokenizer")
+    if getattr(arguments, "stack", None):
+        _require_file(arguments.stack, "--stack")
+    if getattr(arguments, "data", None):
+        _require_file(arguments.data, "--data")
+    device = _device(arguments.device)
+    backend = tsu_core.get_backend().name if command in ("generate", "chat") else None
+    announce("thought-diffusion", device, backend)
+    return checkpoint.model(device), checkpoint.extra()
+
+
 def _add_placement(parser: argparse.ArgumentParser) -> None:
-    """`--device` and `--backend`, which every subcommand takes."""
+    """`--device`, `--backend` and `-v`, which every subcommand takes."""
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show JAX's and absl's INFO logs too"
+    )
     parser.add_argument(
         "--device", help="torch device: cpu, cuda, cuda:N (default: cuda when present, else cpu)"
     )
@@ -237,17 +277,27 @@ def _resumed_run(
 
 
 def command_train(arguments: argparse.Namespace) -> None:
-    out = Path(arguments.out)
+    out = require_writable(arguments.out, "--out")
     given = {
         key: value
         for key, value in vars(arguments).items()
-        if key not in ("command", "handler", "out")
+        if key not in ("command", "handler", "out", "verbose")
     }
     checkpoint = latest_intact(out)
+    kind = (
+        json.loads(checkpoint.tokenizer)["kind"]
+        if checkpoint is not None
+        else given.get("tokenizer", RUN_DEFAULTS["tokenizer"])
+    )
+    _require_tokenizer(kind, "thought-diffusion train --tokenizer bpe")
+    data = given.get("data", checkpoint.run.get("data") if checkpoint is not None else None)
+    if data is not None:
+        _require_file(data, "--data")
     if checkpoint is None:
         model_config, train, tokenizer, run = _new_run(given)
     else:
         model_config, train, tokenizer, run = _resumed_run(checkpoint, given)
+    announce("thought-diffusion", _device(given.get("device")))
     data = TokenData(tokenizer.encode(read_text(run["data"])))
     with StopRequest("thought-diffusion") as interrupt:
         model, rows = train_model(
@@ -282,7 +332,7 @@ def command_train(arguments: argparse.Namespace) -> None:
 
 
 def command_generate(arguments: argparse.Namespace) -> None:
-    model, extra = load_checkpoint(arguments.checkpoint, _device(arguments.device))
+    model, extra = _load(arguments, "generate")
     model.eval()
     tokenizer = tokenizer_from_json(extra["tokenizer"])
     stack = ThoughtStack.load(arguments.stack, model.config) if arguments.stack else None
@@ -298,7 +348,7 @@ def command_generate(arguments: argparse.Namespace) -> None:
 
 
 def command_evaluate(arguments: argparse.Namespace) -> None:
-    model, extra = load_checkpoint(arguments.checkpoint, _device(arguments.device))
+    model, extra = _load(arguments, "evaluate")
     tokenizer = tokenizer_from_json(extra["tokenizer"])
     train = extra["train_config"]
     path = arguments.data or extra.get("run", {}).get("data")
@@ -318,7 +368,7 @@ CHAT_HELP = "commands: /save PATH, /load PATH, /reset, /stack, /help, /quit"
 
 def command_chat(arguments: argparse.Namespace) -> None:
     """An interactive loop: each turn's prompt and answer are written to the thought stack."""
-    model, extra = load_checkpoint(arguments.checkpoint, _device(arguments.device))
+    model, extra = _load(arguments, "chat")
     model.eval()
     device = next(model.parameters()).device
     tokenizer = tokenizer_from_json(extra["tokenizer"])
@@ -534,10 +584,11 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     arguments = build_parser().parse_args(argv)
+    quiet_libraries(getattr(arguments, "verbose", False))
     try:
         use_backend(getattr(arguments, "backend", None))
         arguments.handler(arguments)
-    except (ValueError, FileNotFoundError, tsu_core.TSUError) as error:
+    except (ValueError, FileNotFoundError, tsu_core.TSUError, Unmet) as error:
         print(f"thought-diffusion: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:  # Ctrl-C outside training, where it is not a stop request

@@ -1,6 +1,7 @@
 """The model packages' command-line convention (docs/cli.md): a check that reads a parser, the
-help formatter that shows defaults, old spellings kept working behind a warning, and `--backend`
-for libraries that ask `get_backend()` without a name.
+help formatter that shows defaults, old spellings kept working behind a warning, `--backend`
+for libraries that ask `get_backend()` without a name, and the checks a command makes before its
+long work (`require_module`, `require_writable`), which raise `Unmet` with one line to print.
 
 `deviations(parser)` walks an `argparse` parser and its subcommands without parsing anything and
 lists where it departs from the convention; each model package's tests assert that the list is
@@ -11,9 +12,12 @@ stable since Python 3.2: the standard library has no public way to list a parser
 from __future__ import annotations
 
 import argparse
+import importlib
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from tsu_core.registry import ENVIRONMENT_VARIABLE, get_backend
@@ -36,6 +40,9 @@ NAMES: dict[str, tuple[str, ...]] = {
     "--num-samples": ("--num", "--count", "--samples", "--n-samples"),
 }  # fmt: skip
 REPLACED = {old: name for name, others in NAMES.items() for old in others}
+# Libraries whose INFO logs are noise to a user: Orbax writes a dozen lines per save through
+# absl, and JAX lists each platform it could not start (TPU, CUDA) on every run.
+CHATTY_LOGGERS = ("absl", "orbax", "jax")
 # The only options a command with subcommands takes before the subcommand.
 BEFORE_SUBCOMMAND = ("-h", "--help", "--version")
 
@@ -129,6 +136,75 @@ def use_backend(name: str | None) -> None:
     if name:
         get_backend(name)
         os.environ[ENVIRONMENT_VARIABLE] = name
+
+
+class Unmet(Exception):
+    """A precondition of a command that the user can fix, found before its long work; the
+    message is one line that says what to do. Commands print it as `PROGRAM: error: MESSAGE`
+    and exit with status 2."""
+
+
+def require_module(
+    module: str, *, package: str, extra: str, needed_by: str, instead: str | None = None
+) -> None:
+    """Import `module`, the part of `package`'s optional `extra` that `needed_by` uses.
+
+    Arguments:
+        module: the module to import (`sklearn`, `sentence_transformers`).
+        package: the distribution whose extra provides it (`xut-flow`).
+        extra: the extra's name (`text`).
+        needed_by: what needs it, as the user asked for it (`xut-flow prepare --data digits`).
+        instead: what the user can do without the extra, if anything (`pass --text-encoder
+            random`).
+
+    Raises:
+        Unmet: the module cannot be imported; the message gives the pip command.
+    """
+    try:
+        importlib.import_module(module)
+    except ImportError as error:
+        other = f"; or {instead}" if instead else ""
+        raise Unmet(
+            f"{needed_by} needs the [{extra}] extra: pip install '{package}[{extra}]'{other} "
+            f"({error})"
+        ) from None
+
+
+def require_writable(path: str | Path, option: str, *, directory: bool = True) -> Path:
+    """Create the directory `path` (or, with `directory=False`, the one that will hold the file
+    `path`) and check that this process can write there, so that a run does not find out at its
+    first checkpoint.
+
+    Returns:
+        The directory, created if it was missing.
+
+    Raises:
+        Unmet: it cannot be created or is not writable, naming `option`.
+    """
+    folder = Path(path) if directory else Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise Unmet(
+            f"{option} {path}: cannot create {folder} ({error.strerror}); choose another {option}"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise Unmet(f"{option} {path}: {folder} is not writable; choose another {option}")
+    return folder
+
+
+def quiet_libraries(verbose: bool = False) -> None:
+    """Hide the INFO logs of `CHATTY_LOGGERS` (warnings still show), or show them with
+    `verbose` (a command's `-v`)."""
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def announce(program: str, device: str, backend: str | None = None) -> None:
+    """Print the line a command starts with, on stderr: where it runs, and which tsu-core
+    backend samples where one does (`bitflip-dtm: device cuda:0, backend jax-sim`)."""
+    where = f"device {device}" + (f", backend {backend}" if backend else "")
+    print(f"{program}: {where}", file=sys.stderr)
 
 
 def _text(value: Any) -> str:

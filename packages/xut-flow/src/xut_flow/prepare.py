@@ -48,16 +48,14 @@ def load_images(source: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
         images = np.kron(digits.images / 16.0, np.ones((4, 4)))
         return _to_unit(images), digits.target.astype(np.int64), _digit_captions()
     if source.startswith("mnist:"):
-        directory = Path(source.split(":", 1)[1])
-        image_file = next(iter(sorted(directory.glob("*images-idx3-ubyte*"))))
-        label_file = next(iter(sorted(directory.glob("*labels-idx1-ubyte*"))))
+        image_file, label_file = _mnist_files(Path(source.split(":", 1)[1]))
         images = np.pad(read_idx(image_file) / 255.0, ((0, 0), (2, 2), (2, 2)))
         return _to_unit(images), read_idx(label_file).astype(np.int64), _digit_captions()
     if source.startswith("folder:"):
         import matplotlib.image
 
         directory = Path(source.split(":", 1)[1])
-        names = sorted(p.name for p in directory.iterdir() if p.is_dir())
+        names = _class_folders(directory)
         images, labels = [], []
         for label, name in enumerate(names):
             for path in sorted((directory / name).iterdir()):
@@ -67,6 +65,50 @@ def load_images(source: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
                 labels.append(label)
         return _to_unit(np.stack(images)), np.array(labels), names
     raise ValueError(f"source: expected 'digits', 'mnist:DIR' or 'folder:DIR', got {source!r}")
+
+
+def check_source(source: str) -> None:
+    """Check, without reading any image, that `source` names images `load_images` can read.
+
+    Raises:
+        FileNotFoundError: the directory or the files it should hold are missing.
+        ValueError: `source` is none of the forms `load_images` takes.
+    """
+    if source == "digits":
+        return
+    if source.startswith("mnist:"):
+        _mnist_files(Path(source.split(":", 1)[1]))
+    elif source.startswith("folder:"):
+        _class_folders(Path(source.split(":", 1)[1]))
+    else:
+        raise ValueError(f"source: expected 'digits', 'mnist:DIR' or 'folder:DIR', got {source!r}")
+
+
+def _mnist_files(directory: Path) -> tuple[Path, Path]:
+    """The images and labels idx files in `directory` (the first of each, by name)."""
+    found = [
+        sorted(directory.glob(f"*{stem}*")) for stem in ("images-idx3-ubyte", "labels-idx1-ubyte")
+    ]
+    if not directory.is_dir() or not all(found):
+        raise FileNotFoundError(
+            f"mnist:{directory}: expected a directory holding *images-idx3-ubyte* and "
+            "*labels-idx1-ubyte* files (gzip or plain)"
+        )
+    return found[0][0], found[1][0]
+
+
+def _class_folders(directory: Path) -> list[str]:
+    """The names of `directory`'s sub-folders, one per class, each holding images."""
+    names = (
+        sorted(p.name for p in directory.iterdir() if p.is_dir() and any(p.iterdir()))
+        if directory.is_dir()
+        else []
+    )
+    if not names:
+        raise FileNotFoundError(
+            f"folder:{directory}: expected a directory with one sub-folder of images per class"
+        )
+    return names
 
 
 def _digit_captions() -> list[str]:

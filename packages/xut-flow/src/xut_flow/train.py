@@ -231,7 +231,7 @@ def plot_losses(log_path: str | Path, image_path: str | Path) -> None:
     plt.close(figure)
 
 
-def _check_run(output_dir: Path, model_config: ModelConfig, preset_name: str | None) -> None:
+def check_run(output_dir: Path, model_config: ModelConfig, preset_name: str | None) -> None:
     """Raise `RunConfigError` when `output_dir` holds a run of another model."""
     record = read_run(output_dir)
     if record is None:
@@ -273,7 +273,7 @@ def train(
         jax.distributed.initialize()
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    _check_run(output_dir, model_config, preset_name)
+    check_run(output_dir, model_config, preset_name)
     mesh = make_mesh(config.num_devices)
     if config.batch_size % mesh.shape["data"]:
         raise ValueError(
