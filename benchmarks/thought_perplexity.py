@@ -50,7 +50,11 @@ def emit(what: str, config: dict, value: float, unit: str) -> None:
     )
 
 
-def run(name: str, arguments: argparse.Namespace, text: str) -> None:
+def train_and_evaluate(
+    name: str, arguments: argparse.Namespace, text: str
+) -> tuple[dict, dict, float | None]:
+    """Train `name` as `arguments` say; return the figures' config, `evaluate`'s result and the
+    repeat task's accuracy (None for the AR model)."""
     tokenizer = build_tokenizer(arguments.tokenizer, text, arguments.vocab_size)
     data = TokenData(tokenizer.encode(text))
     model_config = preset(
@@ -107,7 +111,13 @@ def run(name: str, arguments: argparse.Namespace, text: str) -> None:
         "turns": f"{arguments.num_turns}x{arguments.turn_length}",
         "data": Path(arguments.data).name,
         "eval_batches": arguments.eval_batches,
+        "learning_rate": arguments.learning_rate,
     }
+    return config, result, accuracy
+
+
+def run(name: str, arguments: argparse.Namespace, text: str) -> None:
+    config, result, accuracy = train_and_evaluate(name, arguments, text)
     emit("val_perplexity_bound", config, result["perplexity"], "perplexity")
     later = result["per_turn_nats"][1:]
     if later:
