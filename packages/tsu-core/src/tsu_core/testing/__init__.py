@@ -2,7 +2,8 @@
 
 `BackendConformance` holds the tests (subclass it with a `backend` fixture); `python -m
 tsu_core.testing --backend NAME` runs them on an installed backend. Needs pytest
-(`pip install tsu-core[testing]`).
+(`pip install tsu-core[testing]`). `readme_examples` and `run_readme_example` read and run the
+Python examples of a package's README.
 """
 
 from tsu_core.testing.bad_input import BAD_INPUT_CASES, BadInputCase, check_bad_input
@@ -14,16 +15,20 @@ from tsu_core.testing.models import (
     ring_correlations,
     ring_model,
 )
+from tsu_core.testing.readme import ReadmeExample, readme_examples, run_readme_example
 
 __all__ = [
     "BAD_INPUT_CASES",
     "BackendConformance",
     "BadInputCase",
+    "ReadmeExample",
     "SuiteConfig",
     "check_bad_input",
     "frustrated_model",
     "random_categorical_model",
     "random_spin_model",
+    "readme_examples",
     "ring_correlations",
     "ring_model",
+    "run_readme_example",
 ]
