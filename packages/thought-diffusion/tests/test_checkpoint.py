@@ -17,7 +17,7 @@ from thought_diffusion.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from thought_diffusion.config import TrainConfig
+from thought_diffusion.config import ModelConfig, TrainConfig
 from thought_diffusion.data import TokenData, generated_text
 from thought_diffusion.model import ThoughtDiffusionLM
 from thought_diffusion.tokenizer import ByteTokenizer
@@ -122,3 +122,10 @@ def test_the_command_line_reports_a_damaged_checkpoint_in_one_line(tmp_path, tin
     error = capsys.readouterr().err
     assert error.startswith("thought-diffusion: error: ") and "damaged checkpoint" in error
     assert error.count("\n") == 1 and "Traceback" not in error
+
+
+def test_a_config_stored_before_write_with_memory_keeps_its_meaning(tiny_config):
+    stored = tiny_config().to_dict()
+    assert stored.pop("write_with_memory") is False  # the default for new models
+    assert ModelConfig.from_dict(stored).write_with_memory is True
+    assert ModelConfig.from_dict(tiny_config().to_dict()).write_with_memory is False

@@ -20,9 +20,9 @@ class ModelConfig:
         thought_height, thought_width, thought_channels: one thought's shape H x W x C.
         stack_size: S, the number of thoughts the stack holds.
         write_with_memory: the pass whose hidden states become a turn's thought also reads
-            the stack (thoughts can carry earlier thoughts on). False writes each thought from
-            its turn alone, so training scores all turns of a sequence in two model calls
-            instead of two per turn (`train.sequence_loss`).
+            the stack (thoughts can carry earlier thoughts on). False (the default) writes each
+            thought from its turn alone, so training scores all turns of a sequence in two
+            model calls instead of two per turn (`train.sequence_loss`).
         causal: True turns the denoiser into the autoregressive baseline (causal mask).
         gradient_checkpointing: recompute each block's activations in the backward pass.
     """
@@ -37,7 +37,7 @@ class ModelConfig:
     thought_width: int = 16
     thought_channels: int = 64
     stack_size: int = 8
-    write_with_memory: bool = True
+    write_with_memory: bool = False
     causal: bool = False
     gradient_checkpointing: bool = False
 
@@ -66,7 +66,8 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
-        return cls(**values)
+        # Configs stored before `write_with_memory` existed wrote every thought with memory.
+        return cls(**{"write_with_memory": True, **values})
 
 
 PRESETS: dict[str, ModelConfig] = {
