@@ -1,19 +1,7 @@
-"""The README's Python examples run as written."""
+"""The README's Python examples run as written (`tsu_core.testing.readme_test`)."""
 
 from pathlib import Path
 
-import pytest
+from tsu_core.testing import readme_test
 
-from tsu_core.testing import readme_examples, run_readme_example
-
-README = Path(__file__).parents[1] / "README.md"
-
-
-@pytest.mark.parametrize(
-    "example", readme_examples(README), ids=lambda example: f"line-{example.line}"
-)
-def test_readme_example(example, tmp_path, monkeypatch):
-    if example.skip:
-        pytest.skip(example.skip)
-    monkeypatch.chdir(tmp_path)
-    run_readme_example(example)
+test_readme_example = readme_test(Path(__file__).parents[1] / "README.md")

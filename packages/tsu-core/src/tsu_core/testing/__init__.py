@@ -3,7 +3,7 @@
 `BackendConformance` holds the tests (subclass it with a `backend` fixture); `python -m
 tsu_core.testing --backend NAME` runs them on an installed backend. Needs pytest
 (`pip install tsu-core[testing]`). `readme_examples` and `run_readme_example` read and run the
-Python examples of a package's README.
+Python examples of a package's README; `readme_test` is the test each package runs them with.
 """
 
 from tsu_core.testing.bad_input import BAD_INPUT_CASES, BadInputCase, check_bad_input
@@ -15,7 +15,12 @@ from tsu_core.testing.models import (
     ring_correlations,
     ring_model,
 )
-from tsu_core.testing.readme import ReadmeExample, readme_examples, run_readme_example
+from tsu_core.testing.readme import (
+    ReadmeExample,
+    readme_examples,
+    readme_test,
+    run_readme_example,
+)
 
 __all__ = [
     "BAD_INPUT_CASES",
@@ -28,6 +33,7 @@ __all__ = [
     "random_categorical_model",
     "random_spin_model",
     "readme_examples",
+    "readme_test",
     "ring_correlations",
     "ring_model",
     "run_readme_example",

@@ -12,6 +12,7 @@ and its test reports it as skipped with that reason. Standard library only.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -108,3 +109,24 @@ def run_readme_example(example: ReadmeExample) -> dict:
     namespace = {"__name__": "__main__", "__file__": str(example.path)}
     exec(compile(source, str(example.path), "exec"), namespace)
     return namespace
+
+
+def readme_test(path: str | Path) -> Callable[..., None]:
+    """A pytest test running each example of the Markdown file at `path` as written, in a
+    fresh temporary directory, one case per block (id `line-N`); skipped blocks are reported
+    with their reason. A package's tests use it as `test_readme_example = readme_test(README)`.
+    """
+    import pytest  # the `testing` extra; the reader above needs only the standard library
+
+    @pytest.mark.parametrize(
+        "example", readme_examples(path), ids=lambda example: f"line-{example.line}"
+    )
+    def test_readme_example(
+        example: ReadmeExample, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        if example.skip:
+            pytest.skip(example.skip)
+        monkeypatch.chdir(tmp_path)
+        run_readme_example(example)
+
+    return test_readme_example
