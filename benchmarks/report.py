@@ -129,7 +129,7 @@ class Record:
             raise ValueError(f"record {self.key!r}: headline must be true or false")
 
 
-def load_records(results_dir: Path = RESULTS_DIR) -> dict[str, list[Record]]:
+def load_records(results_dir: Path) -> dict[str, list[Record]]:
     """The records of every `<package>.jsonl` under `results_dir`, in file order."""
     records: dict[str, list[Record]] = {}
     for path in sorted(results_dir.glob("*.jsonl")):
@@ -230,11 +230,11 @@ def render(records: dict[str, list[Record]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_page(results_dir: Path = RESULTS_DIR, page: Path = PAGE) -> None:
+def write_page(results_dir: Path, page: Path) -> None:
     page.write_text(render(load_records(results_dir)))
 
 
-def page_is_current(results_dir: Path = RESULTS_DIR, page: Path = PAGE) -> bool:
+def page_is_current(results_dir: Path, page: Path) -> bool:
     return page.exists() and page.read_text() == render(load_records(results_dir))
 
 
@@ -254,9 +254,7 @@ def this_device() -> str:
     return f"cpu ({os.cpu_count()} cores)"
 
 
-def append_records(
-    package: str, records: list[Record], results_dir: Path = RESULTS_DIR, page: Path = PAGE
-) -> None:
+def append_records(package: str, records: list[Record], results_dir: Path, page: Path) -> None:
     """Append `records` to `results_dir/<package>.jsonl` and regenerate the page."""
     for record in records:
         record.validate()
@@ -352,16 +350,19 @@ def _add(arguments: argparse.Namespace) -> int:
                 **stamp,
             )
         ]
-    append_records(arguments.package, records)
+    append_records(arguments.package, records, arguments.results_dir, arguments.page)
     for record in records:
         print(record.to_json())
-    print(f"appended {len(records)} to {RESULTS_DIR / arguments.package}.jsonl; page regenerated")
+    target = arguments.results_dir / f"{arguments.package}.jsonl"
+    print(f"appended {len(records)} record(s) to {target}; {arguments.page} regenerated")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="fail if RESULTS.md is stale")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="the records")
+    parser.add_argument("--page", type=Path, default=PAGE, help="the page to write or check")
     commands = parser.add_subparsers(dest="action")
     add = commands.add_parser("add", help="append records, then regenerate RESULTS.md")
     add.add_argument("package", help="the package, e.g. bitflip-dtm (names the .jsonl file)")
@@ -387,14 +388,15 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.action == "add":
         return _add(arguments)
     if arguments.check:
-        if page_is_current():
+        if page_is_current(arguments.results_dir, arguments.page):
             return 0
         print(
-            f"{PAGE} is out of date with {RESULTS_DIR}: run `python benchmarks/report.py`",
+            f"{arguments.page} is out of date with the records in {arguments.results_dir}:"
+            " run `python benchmarks/report.py` and commit the page",
             file=sys.stderr,
         )
         return 1
-    write_page()
+    write_page(arguments.results_dir, arguments.page)
     return 0
 
 
