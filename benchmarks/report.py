@@ -12,6 +12,7 @@ the current headline figures, that is the newest record of each headline `key`. 
                                              append one record, then regenerate the page
     python benchmarks/report.py add PACKAGE --command "CMD" --from out.jsonl [--headline]
                                              append a benchmark's JSON lines, then regenerate
+    python benchmarks/report.py keys [PACKAGE]   the headline keys and their current figures
 
 `add` fills in the commit (`git rev-parse --short HEAD`), the date (today, UTC) and, where
 `--device` is not given, the device of this machine; `--commit` and `--date` override them.
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parent
+PACKAGES = BENCHMARKS.parent / "packages"
 RESULTS_DIR = BENCHMARKS / "results"
 PAGE = BENCHMARKS / "RESULTS.md"
 # Package order on the page: the core first, then backends, then what is built on them.
@@ -312,7 +314,19 @@ def _records_from_lines(lines: list[str], arguments: argparse.Namespace, stamp: 
     return records
 
 
+def _keys(arguments: argparse.Namespace) -> int:
+    records = load_records(arguments.results_dir)
+    for package in [arguments.package] if arguments.package else sorted(records):
+        for record in current_headlines(records.get(package, [])):
+            value = f"{_number(record.value)} {record.unit}".rstrip()
+            print(f"{package}\t{record.key}\t{value}\t{record.date}\t{record.what[:60]}")
+    return 0
+
+
 def _add(arguments: argparse.Namespace) -> int:
+    if not (PACKAGES / arguments.package / "pyproject.toml").exists():
+        known = sorted(path.parent.name for path in PACKAGES.glob("*/pyproject.toml"))
+        raise SystemExit(f"unknown package {arguments.package!r}; one of {known}")
     stamp = {
         "commit": arguments.commit or _git("rev-parse", "--short", "HEAD"),
         "date": arguments.date or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
@@ -384,9 +398,13 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument(
         "--from", dest="source", metavar="FILE", help="a benchmark's JSON lines ('-': stdin)"
     )
+    keys = commands.add_parser("keys", help="list the headline keys and their current figures")
+    keys.add_argument("package", nargs="?", help="only this package")
     arguments = parser.parse_args(argv)
     if arguments.action == "add":
         return _add(arguments)
+    if arguments.action == "keys":
+        return _keys(arguments)
     if arguments.check:
         if page_is_current(arguments.results_dir, arguments.page):
             return 0

@@ -131,3 +131,16 @@ def test_a_record_with_an_unknown_field_is_refused(copy):
         handle.write(_record().to_json()[:-1] + ', "valu": 3}\n')
     with pytest.raises(ValueError, match="unknown fields"):
         report.load_records(results)
+
+
+def test_add_refuses_an_unknown_package(copy):
+    results, page = copy
+    argv = ["--results-dir", str(results), "--page", str(page), "add", "bitflip_dtm"]
+    with pytest.raises(SystemExit, match="unknown package"):
+        report.main([*argv, "--command", "x", "--key", "k", "--what", "w", "--value", "1"])
+    assert not (results / "bitflip_dtm.jsonl").exists()
+
+
+def test_keys_lists_the_current_headlines(capsys):
+    assert report.main(["keys", "tsu-jax-sim"]) == 0
+    assert "tsu-jax-sim\tdtm64-whole-call\t83.0 updates/ns" in capsys.readouterr().out
