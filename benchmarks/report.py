@@ -282,9 +282,27 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
+def _default_keys(records: list[Record]) -> list[Record]:
+    """Give each record without a key the slug of its `what`, followed, where several records
+    share that `what`, by the config values that tell them apart (e.g. `backend-thrml`)."""
+    keyed = []
+    for record in records:
+        if record.key:
+            keyed.append(record)
+            continue
+        alike = [other for other in records if not other.key and other.what == record.what]
+        names = sorted({name for other in alike for name in other.config})
+        differing = [
+            name for name in names if len({repr(other.config.get(name)) for other in alike}) > 1
+        ]
+        parts = [record.what] + [f"{name} {record.config.get(name)}" for name in differing]
+        keyed.append(dataclasses.replace(record, key=_slug(" ".join(parts))))
+    return keyed
+
+
 def _records_from_lines(lines: list[str], arguments: argparse.Namespace, stamp: dict) -> list:
     """Records from a benchmark's JSON lines: its `what`, `value`, `unit`, `device`, `config`,
-    `ratio` and `anchor` are kept; any other field joins `config`."""
+    `ratio`, `anchor` and `key` are kept; any other field joins `config`."""
     records = []
     for line in lines:
         if not line.lstrip().startswith("{"):
@@ -293,25 +311,31 @@ def _records_from_lines(lines: list[str], arguments: argparse.Namespace, stamp: 
         value = data.pop("value", data.get("ratio"))
         if value is None:
             continue  # a line describing the run, not a figure
-        what = data.pop("what")
-        config = {**data.pop("config", {})}
         anchor = data.pop("anchor", None)
-        record = Record(
-            package=arguments.package,
-            key=data.pop("key", None) or arguments.key or _slug(what),
-            what=what,
-            value=value,
-            unit=data.pop("unit", ""),
-            device=arguments.device or data.pop("device", None) or this_device(),
-            headline=arguments.headline,
-            ratio=data.pop("ratio", None),
-            anchor=Anchor(**anchor) if isinstance(anchor, dict) else None,
-            config=config,
-            **stamp,
+        device = data.pop("device", None)
+        fields = {
+            "what": data.pop("what"),
+            "key": data.pop("key", ""),
+            "unit": data.pop("unit", ""),
+            "ratio": data.pop("ratio", None),
+            "config": data.pop("config", {}),
+        }
+        records.append(
+            Record(
+                package=arguments.package,
+                value=value,
+                device=arguments.device or device or this_device(),
+                headline=arguments.headline,
+                anchor=Anchor(**anchor) if isinstance(anchor, dict) else None,
+                **{**fields, "config": {**fields["config"], **data}},
+                **stamp,
+            )
         )
-        data.pop("device", None)
-        records.append(dataclasses.replace(record, config={**config, **data}))
-    return records
+    if arguments.key:
+        if len(records) != 1:
+            raise SystemExit(f"--key names one figure; {len(records)} lines have a value")
+        records = [dataclasses.replace(records[0], key=arguments.key)]
+    return _default_keys(records)
 
 
 def _keys(arguments: argparse.Namespace) -> int:

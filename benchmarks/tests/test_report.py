@@ -144,3 +144,27 @@ def test_add_refuses_an_unknown_package(copy):
 def test_keys_lists_the_current_headlines(capsys):
     assert report.main(["keys", "tsu-jax-sim"]) == 0
     assert "tsu-jax-sim\tdtm64-whole-call\t83.0 updates/ns" in capsys.readouterr().out
+
+
+def test_lines_alike_but_for_their_config_get_keys_that_tell_them_apart(copy, tmp_path):
+    results, page = copy
+    output = tmp_path / "out.jsonl"
+    lines = [
+        {
+            "what": "sampling time per 64 images",
+            "config": {"backend": name, "images": 64},
+            "device": "cpu",
+            "value": value,
+            "unit": "s",
+        }  # fmt: skip
+        for name, value in (("jax-sim", 0.1), ("thrml", 0.2))
+    ]
+    output.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    argv = ["--results-dir", str(results), "--page", str(page), "add", "bitflip-dtm"]
+    assert report.main([*argv, "--command", "c", "--headline", "--from", str(output)]) == 0
+    added = (results / "bitflip-dtm.jsonl").read_text().splitlines()[-2:]
+    keys = [report.Record.from_json(line).key for line in added]
+    assert keys == [
+        "sampling-time-per-64-images-backend-jax-sim",
+        "sampling-time-per-64-images-backend-thrml",
+    ]
