@@ -6,6 +6,7 @@
     nox -s demo         the main demo
     nox -s playground   the Ising playground's tests (headless Chromium)
     nox -s bench        the benchmarks at CPU sizes
+    nox -s results      benchmarks/RESULTS.md is current with the records in benchmarks/results/
 
 Each package declares, in its pyproject.toml,
 
@@ -41,7 +42,7 @@ BACKEND_PACKAGES = {"reference": None, "jax-sim": "tsu-jax-sim", "thrml": "tsu-t
 # Installed first where a package needs torch: the CPU build when it lies on disk.
 TORCH_PIN = os.environ.get("TSU_TORCH_PIN", "torch==2.13.0")
 
-nox.options.sessions = ["lint", "tests", "isolation", "playground"]
+nox.options.sessions = ["lint", "results", "tests", "isolation", "playground"]
 nox.options.default_venv_backend = "virtualenv"
 
 
@@ -200,6 +201,15 @@ def isolation(session: nox.Session, package: str) -> None:
 
 
 @nox.session
+def results(session: nox.Session) -> None:
+    """The results page is the one benchmarks/report.py makes of the records, and the report's
+    own tests pass (the script needs only the standard library)."""
+    session.install("pytest")
+    session.run("python", "benchmarks/report.py", "--check")
+    session.run("python", "-m", "pytest", "-q", "benchmarks/tests", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and format check over the whole repository."""
     session.install("ruff==0.17.6")
@@ -265,4 +275,6 @@ def bench(session: nox.Session) -> None:
     env = _shared_env(session, packages)
     python = str(env / "bin" / "python")
     for script in sorted((ROOT / "benchmarks").glob("*.py")):
+        if script.name == "report.py":
+            continue  # writes the results page; not a benchmark
         session.run(python, str(script), "--quick", *session.posargs, external=True)

@@ -8,7 +8,7 @@ with exp and a division), and, timing only with wrong samples, Philox replaced b
 multiply-xor, the product left out, and both left out (what the launches and the heat bath
 cost). Differences between them place the time inside the kernel. (Variants that were tried
 here and measured no faster are listed, with their figures and the commit that held them, in
-benchmarks/RESULTS.md.)
+the records of benchmarks/results/tsu-jax-sim.jsonl.)
 
 Each variant runs S and 4 S sweeps in one jitted `lax.scan` (unrolled 8 deep, as the backend
 does on GPUs); the per-sweep time is the slope, so the fixed cost of a call drops out. JSON lines.
