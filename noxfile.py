@@ -6,6 +6,7 @@
     nox -s demo         the main demo
     nox -s playground   the Ising playground's tests (headless Chromium)
     nox -s bench        the benchmarks at CPU sizes
+    nox -s docs         the documentation site (mkdocs.yml), built with --strict
 
 Each package declares, in its pyproject.toml,
 
@@ -41,7 +42,7 @@ BACKEND_PACKAGES = {"reference": None, "jax-sim": "tsu-jax-sim", "thrml": "tsu-t
 # Installed first where a package needs torch: the CPU build when it lies on disk.
 TORCH_PIN = os.environ.get("TSU_TORCH_PIN", "torch==2.13.0")
 
-nox.options.sessions = ["lint", "tests", "isolation", "playground"]
+nox.options.sessions = ["lint", "tests", "isolation", "playground", "docs"]
 nox.options.default_venv_backend = "virtualenv"
 
 
@@ -266,3 +267,15 @@ def bench(session: nox.Session) -> None:
     python = str(env / "bin" / "python")
     for script in sorted((ROOT / "benchmarks").glob("*.py")):
         session.run(python, str(script), "--quick", *session.posargs, external=True)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (mkdocs.yml) built with --strict, so a broken link or a missing
+    reference fails. mkdocstrings reads the packages' sources with griffe, without importing
+    them, so neither the packages nor their frameworks are installed."""
+    session.install("-r", str(ROOT / "docs" / "requirements.txt"))
+    site = ROOT / "site"
+    session.run(
+        "mkdocs", "build", "--strict", "--site-dir", str(site), env={"NO_MKDOCS_2_WARNING": "1"}
+    )
