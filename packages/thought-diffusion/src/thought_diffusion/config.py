@@ -89,6 +89,7 @@ PRESETS: dict[str, ModelConfig] = {
     # About 100M parameters in the transformer body.
     "base": ModelConfig(max_length=256, width=768, depth=14, num_heads=12),
 }
+"""The model presets by name (`preset(name)` returns one with fields overridden)."""
 
 
 def preset(name: str, **overrides: Any) -> ModelConfig:
