@@ -7,6 +7,8 @@
     nox -s playground   the Ising playground's tests (headless Chromium)
     nox -s bench        the benchmarks at CPU sizes
     nox -s results      benchmarks/RESULTS.md is current with the records in benchmarks/results/
+    nox -s docs         the documentation site (mkdocs.yml), built with --strict
+    nox -s examples     each package's first example (examples/<package>/) in its quick form
 
 Each package declares, in its pyproject.toml,
 
@@ -42,7 +44,7 @@ BACKEND_PACKAGES = {"reference": None, "jax-sim": "tsu-jax-sim", "thrml": "tsu-t
 # Installed first where a package needs torch: the CPU build when it lies on disk.
 TORCH_PIN = os.environ.get("TSU_TORCH_PIN", "torch==2.13.0")
 
-nox.options.sessions = ["lint", "results", "tests", "isolation", "playground"]
+nox.options.sessions = ["lint", "results", "tests", "isolation", "playground", "docs", "examples"]
 nox.options.default_venv_backend = "virtualenv"
 
 
@@ -278,3 +280,45 @@ def bench(session: nox.Session) -> None:
         if script.name == "report.py":
             continue  # writes the results page; not a benchmark
         session.run(python, str(script), "--quick", *session.posargs, external=True)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (mkdocs.yml) built with --strict, so a broken link or a missing
+    reference fails. mkdocstrings reads the packages' sources with griffe, without importing
+    them, so neither the packages nor their frameworks are installed."""
+    session.install("-r", str(ROOT / "docs" / "requirements.txt"))
+    site = ROOT / "site"
+    session.run(
+        "mkdocs", "build", "--strict", "--site-dir", str(site), env={"NO_MKDOCS_2_WARNING": "1"}
+    )
+
+
+# The example of each package that a newcomer runs first; `examples` runs it with --quick.
+FIRST_EXAMPLES = {
+    "tsu-core": "tsu-core/check_against_exact.py",
+    "tsu-jax-sim": "tsu-jax-sim/lattice_across_beta.py",
+    "tsu-thrml": "tsu-thrml/potts_ring.py",
+    "tsu-torch": "tsu-torch/convert_mlp.py",
+    "bitflip-dtm": "bitflip-dtm/train_digits.py",
+    "thought-diffusion": "thought-diffusion/train_tiny.py",
+    "xut-flow": "xut-flow/train_tiny.py",
+}
+
+
+@nox.session(venv_backend="none")
+@nox.parametrize("package", list(FIRST_EXAMPLES))
+def examples(session: nox.Session, package: str) -> None:
+    """A package's first example in its quick form, in the environment of the package's tests
+    against its first backend (so CI installs nothing more). Data comes from ../shared/data."""
+    backend = next(name for tested, name in TEST_MATRIX if tested == package)
+    env = _shared_env(session, ["tsu-core", package, BACKEND_PACKAGES[backend] or "tsu-core"])
+    script = ROOT / "examples" / FIRST_EXAMPLES[package]
+    session.run(
+        str(env / "bin" / "python"),
+        str(script),
+        "--quick",
+        *session.posargs,
+        external=True,
+        env={"TSU_BACKEND": backend, "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg"},
+    )

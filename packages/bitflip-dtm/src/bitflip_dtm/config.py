@@ -59,8 +59,9 @@ class Config:
         schedule: the bit-flip schedule: "linear", "cosine", "mutual-information" or
             "log-time" (the DTM paper's: signal `(1 - t/T) ** rate`).
         final_flip: the cumulative flip probability reached at step T (0.5 is pure noise).
-        noise_rate, label_noise_rate: ("log-time") the rates of image and label bits; a lower
-            rate keeps a bit informative longer.
+        noise_rate: ("log-time") the rate of image bits; a lower rate keeps a bit informative
+            longer.
+        label_noise_rate: ("log-time") the rate of label bits.
         batch_size: data examples per positive phase.
         chains: the negative phase's chains: "persistent" (`fantasy_chains` chains per step
             that continue across iterations) or "fresh" (one new chain per example, started
@@ -70,11 +71,13 @@ class Config:
         train_samples: states recorded per chain and phase.
         train_thinning: sweeps between recorded states.
         sweeps_per_step: Gibbs sweeps per reverse step when sampling.
-        generation_beta_start, generation_beta_end: beta rises linearly between these over
-            the sweeps of each reverse step when sampling (both 1: no annealing).
+        generation_beta_start: beta at the first sweep of each reverse step when sampling;
+            beta rises linearly to `generation_beta_end` (both 1: no annealing).
+        generation_beta_end: beta at the last sweep of each reverse step when sampling.
         readout: what sampling returns after the last step: "sample" (the chains' final
             bits) or "mode" (each bit at its more probable value given the final latents).
-        learning_rate, weight_decay: AdamW.
+        learning_rate: AdamW's learning rate.
+        weight_decay: AdamW's weight decay.
         learning_rate_floor: the learning rate decays along a cosine to this fraction of
             `learning_rate` at `iterations` (1: constant).
         correlation_penalty: the initial weight of the correlation penalty, which pulls every

@@ -189,7 +189,8 @@ class Trainer:
 
         Arguments:
             steps: the steps t (K of them).
-            spins_previous, spins_t: (K, B, D) pairs $(x_{t-1}, x_t)$, row k for `steps[k]`.
+            spins_previous: (K, B, D) $x_{t-1}$, row k for `steps[k]`.
+            spins_t: (K, B, D) $x_t$, paired with `spins_previous`.
 
         Returns:
             the mean |edge moment gap| of the learned edges (a tensor on the device).

@@ -17,7 +17,9 @@ class ModelConfig:
         depth: the number of transformer blocks.
         num_heads: attention heads per block.
         use_thoughts: False gives the baseline: the same model with the thought path removed.
-        thought_height, thought_width, thought_channels: one thought's shape H x W x C.
+        thought_height: H of one thought's shape H x W x C.
+        thought_width: W of one thought's shape.
+        thought_channels: C of one thought's shape.
         stack_size: S, the number of thoughts the stack holds.
         write_with_memory: the pass whose hidden states become a turn's thought also reads
             the stack (thoughts can carry earlier thoughts on). False (the default) writes each
@@ -87,6 +89,7 @@ PRESETS: dict[str, ModelConfig] = {
     # About 100M parameters in the transformer body.
     "base": ModelConfig(max_length=256, width=768, depth=14, num_heads=12),
 }
+"""The model presets by name (`preset(name)` returns one with fields overridden)."""
 
 
 def preset(name: str, **overrides: Any) -> ModelConfig:

@@ -43,8 +43,8 @@ def all_finite(array: Any, allow_negative_infinity: bool = False) -> bool:
             return bool(torch.isfinite(array).all())
         return not bool((torch.isnan(array) | (array == float("inf"))).any())
     if kind == "jax":
-        # One compiled call and one read-back: eager jnp operations cost about 0.1 ms each on
-        # a GPU, which made this check the largest fixed cost of a short sampling call.
+        # One compiled call and one read-back: each eager jnp operation is its own dispatch on
+        # a GPU, and this check runs on every sampling call.
         return bool(_jax_finite_check(allow_negative_infinity)(array))
     values = np.asarray(array, dtype=float)
     bad = np.isnan(values) | (values == np.inf)

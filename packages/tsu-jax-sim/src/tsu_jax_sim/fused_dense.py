@@ -9,8 +9,8 @@ draw and the clamp.
 
 The uniforms come from Philox-4x32-10 (`philox`) under the block's key, counter
 (node, chain // 4), word chain % 4, not from the threefry of the unfused sweep: the kernel's
-threads compute them next to the product, and threefry's 20 rounds made a sweep 1.1 us longer
-(13.52 against 12.44 us: 784 x 500 RBM, 1000 chains, H200). `FusedDenseSweep.uniforms` gives
+threads compute them next to the product, so their cost adds to the sweep's, and Philox needs
+fewer integer operations per word than threefry's 20 rounds. `FusedDenseSweep.uniforms` gives
 the same numbers outside the kernel, so the unfused sweep with those uniforms is a
 spin-for-spin reference.
 
@@ -46,12 +46,9 @@ class Tiling(NamedTuple):
     stages: int = 3
 
 
-# 784 x 500 RBM, 1000 chains, H200 (benchmarks/jax_sim_rbm_kernel.py, seven runs, with the
-# threefry kernel of 2026-11): 8 warps
-# 13.8-15.2 us a sweep, 0.6-2.3 us less than 4 warps in each run; 64 x 128 chains 18-21 us,
-# 64 x 32 17-18 us; blocks held as int8 (converted in the kernel) 21-35 us; 4 pipeline stages
-# or contraction steps of 128 no faster; another tiling for the visible block (64 x 128,
-# 128 x 64, 32 x 128) 14.2-15.5 us against 13.8 in the same run.
+# The tiling of the fastest 784 x 500 RBM sweep that benchmarks/jax_sim_rbm_kernel.py found
+# (8 warps rather than 4; more stages, a deeper contraction step or other tiles no faster).
+# Other shapes may prefer another: `FusedDenseSweep` takes one per block.
 DEFAULT_TILING = Tiling()
 
 
@@ -73,8 +70,7 @@ def _kernel(
     mulhilo,
 ):
     # What does not need the product comes first: the small loads are issued and the random
-    # bits computed before the contraction loop, so that they overlap its first matrix loads
-    # (0.5-0.75 us less of a 14-15 us RBM sweep on an H200, benchmarks/jax_sim_rbm_kernel.py).
+    # bits computed before the contraction loop, so that they overlap its first matrix loads.
     rows, chains = out_ref.shape
     beta, bias, free, current = beta_ref[0], bias_ref[...], free_ref[...], current_ref[...]
     bits = tile_bits(key_ref, rows, chains, mulhilo)
@@ -108,9 +104,9 @@ def tile_bits(key_ref: Any, rows: int, chains: int, mulhilo: MulHiLo) -> jax.Arr
 def heat_bath(total, bits, beta, bias, free, current) -> jax.Array:
     """New spins of a tile from its products `total` and random `bits`: up where the uniform
     u is below sigmoid(2 beta f), f = total + bias, tested as u (1 + 2^(-2 beta f / ln 2)) < 1,
-    so that the only slow operation is one exp2 (a sweep took 0.66 / 0.89 us less in two H200
-    runs than with exp, a division and an integer-to-float uniform; same spins after 7 sweeps);
-    clamped rows keep `current`. An infinite power gives down (u = 0 too: NaN < 1 is false)."""
+    so that the only slow operation is one exp2 (rather than exp, a division and an
+    integer-to-float uniform; the spins are the same); clamped rows keep `current`. An infinite
+    power gives down (u = 0 too: NaN < 1 is false)."""
     power = jnp.exp2((beta * np.float32(-2.0 / np.log(2.0))) * (total + bias))
     spin = jnp.where(uniform_from_bits(bits) * (1.0 + power) < 1.0, 1.0, -1.0)
     return jnp.where(free > 0, spin, current.astype(jnp.float32)).astype(current.dtype)

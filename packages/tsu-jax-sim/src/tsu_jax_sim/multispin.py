@@ -192,7 +192,8 @@ class PackedIsing:
     """The periodic rows x cols ferromagnet sampled by the multispin kernel.
 
     Arguments:
-        rows, cols: even sides.
+        rows: the lattice's rows (even).
+        cols: the lattice's columns (even).
         coupling: J > 0 (uniform), no field.
     """
 

@@ -4,9 +4,7 @@ multiplications and xors turn a 128-bit counter and a 64-bit key into four 32-bi
 
 The fused RBM kernel (`fused_dense`) draws its uniforms from it. Per word it needs fewer than
 half the integer operations of threefry-2x32-20 (counted from the code). In that kernel the
-random bits are computed by the same threads as the product, so they add to its time: 12.44 us
-against 13.52 us a 784 x 500 RBM sweep of 1000 chains on an H200
-(`benchmarks/jax_sim_rbm_kernel.py --rounds 5`, medians, one run).
+random bits are computed by the same threads as the product, so their cost adds to its time.
 
 The high half of a product is one PTX instruction inside a Triton kernel (`mulhilo_ptx`) and
 four 16-bit products elsewhere (`mulhilo_portable`: XLA, and Pallas's interpreter); both give

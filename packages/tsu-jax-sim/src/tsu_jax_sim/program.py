@@ -99,8 +99,8 @@ class JaxSimProgram:
         biases = _device_or_numpy(request.parameters.biases)
         free = np.ones(topology.num_nodes, dtype=np.uint32)
         free[request.clamp_nodes] = 0
-        # The small per-call inputs travel as one uint32 array (one host-to-device copy, about
-        # 0.1 ms on a GPU, instead of one per array): key words, betas (float32 bits), free.
+        # The small per-call inputs travel as one uint32 array (one host-to-device copy instead
+        # of one per array): key words, betas (float32 bits), free.
         packed = np.concatenate(
             [
                 np.array(request.key.words(), dtype=np.uint32),

@@ -47,7 +47,8 @@ class IsingLayer:
         beta: the inverse temperature that reproduces the layer's conditionals.
         scale: the normalisation m (equal to beta).
         num_edges: edges kept; sparsity: the fraction of the V x H edges dropped.
-        input_kind, multiplier: how inputs and fields were mapped (see the module docstring).
+        input_kind: how inputs were mapped to spins (see the module docstring).
+        multiplier: how fields were scaled (see the module docstring).
     """
 
     topology: Topology

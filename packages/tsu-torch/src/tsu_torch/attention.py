@@ -85,7 +85,11 @@ class ThermodynamicAttention(nn.Module):
     `nn.MultiheadAttention` without `kdim`/`vdim`/`add_bias_kv`).
 
     Arguments:
-        embed_dim, num_heads, dropout, bias, batch_first: as `nn.MultiheadAttention`.
+        embed_dim: as `nn.MultiheadAttention`.
+        num_heads: as `nn.MultiheadAttention`.
+        dropout: as `nn.MultiheadAttention`.
+        bias: as `nn.MultiheadAttention`.
+        batch_first: as `nn.MultiheadAttention`.
         num_samples: k, the number of keys sampled per query.
         temperature: T of softmax(QK^T / (sqrt(d) T)); divided further by the context's.
         exact: use exact softmax weights (the baseline, and for evaluation).

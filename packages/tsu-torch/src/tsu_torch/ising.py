@@ -41,7 +41,8 @@ class IsingModel(nn.Module):
 
     Arguments:
         topology: a spin `tsu_core.Topology`.
-        weights, biases: initial values (zeros when omitted).
+        weights: initial edge weights (zeros when omitted).
+        biases: initial biases (zeros when omitted).
         beta: the inverse temperature of the model.
     """
 

@@ -82,8 +82,14 @@ class ThermalLinear(nn.Linear):
     works). `last_sparsity` holds the fraction of units off in the last forward pass.
 
     Arguments:
-        in_features, out_features, bias: as `nn.Linear`.
-        beta, num_samples, estimator, output, context: as `ThermalActivation`.
+        in_features: as `nn.Linear`.
+        out_features: as `nn.Linear`.
+        bias: as `nn.Linear`.
+        beta: as `ThermalActivation`.
+        num_samples: as `ThermalActivation`.
+        estimator: as `ThermalActivation`.
+        output: as `ThermalActivation`.
+        context: as `ThermalActivation`.
     """
 
     def __init__(

@@ -76,6 +76,7 @@ PRESETS: dict[str, ModelConfig] = {
         compute_dtype="float32",
     ),
 }
+"""The model presets by name (`preset(name)` returns one with fields overridden)."""
 
 
 def preset(name: str, **changes: object) -> ModelConfig:

@@ -9,6 +9,7 @@ with the text embedding c zeroed with probability p (classifier-free guidance tr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import jax
@@ -41,7 +42,7 @@ def drop_text(text: jax.Array, uniform: jax.Array, probability: float) -> jax.Ar
 
 
 def flow_loss(
-    model,
+    model: Callable[..., jax.Array],
     data: jax.Array,
     text: jax.Array,
     noise: jax.Array,
@@ -57,7 +58,11 @@ def flow_loss(
 
     Arguments:
         model: callable (x_t, t, text, deterministic=, key=) -> velocity.
-        data: (B, H, W, C) x_1.  noise: same shape, x_0.  normal: (B,) N(0, 1) draws for t.
+        data: (B, H, W, C) x_1.
+        text: (B, E) text embeddings; each example's is zeroed with probability
+            `text_dropout` (classifier-free guidance).
+        noise: same shape as `data`, x_0.
+        normal: (B,) N(0, 1) draws for t.
         key: JAX key for the CFG dropout and TREAD's token routing.
     """
     dropout_key, routing_key = jax.random.split(key)
