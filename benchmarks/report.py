@@ -201,7 +201,7 @@ def render(records: dict[str, list[Record]]) -> str:
         "The current headline figures of each package: for each, the newest measurement, with "
         "its device, date and exact command (run from the repository root). Every measurement, "
         "older ones and those not shown here, is a record in "
-        "[`benchmarks/results/`](results/) (one JSON-lines file per package, with its commit); "
+        "`benchmarks/results/` (one JSON-lines file per package, with its commit); "
         "[`benchmarks/README.md`](README.md) says how to add one. Only measured numbers appear "
         "here.",
     ]
