@@ -38,6 +38,8 @@ from tsu_core.schedule import geometric
 from tsu_core.testing import stats
 from tsu_core.testing.bad_input import BAD_INPUT_CASES, BadInputCase, check_bad_input
 from tsu_core.testing.models import (
+    IndependentSpins,
+    edgeless_model,
     frustrated_model,
     random_categorical_model,
     random_spin_model,
@@ -247,6 +249,27 @@ class BackendConformance:
         self._fits(backend, topology)
         result = self._moments(backend, topology, parameters, 1.0, seed=17)
         exact = ExactDistribution.of(topology, parameters, 1.0)
+        self._assert_moments(result, exact, self.config.num_chains)
+
+    # -- topologies without edges: layers of independent p-bits ---------------------------------
+    @pytest.mark.parametrize("num_nodes", (1, 6))
+    def test_edgeless_spin_distribution(self, backend: Backend, num_nodes: int) -> None:
+        topology, parameters = edgeless_model(seed=30, num_nodes=num_nodes)
+        self._fits(backend, topology)
+        self._assert_distribution(backend, topology, parameters, 1.0, seed=31)
+
+    @pytest.mark.parametrize("num_nodes", (1, 3))
+    def test_edgeless_categorical_distribution(self, backend: Backend, num_nodes: int) -> None:
+        topology, parameters = edgeless_model(seed=32, num_nodes=num_nodes, num_categories=3)
+        self._fits(backend, topology)
+        self._assert_distribution(backend, topology, parameters, 1.0, seed=33)
+
+    def test_edgeless_moments(self, backend: Backend) -> None:
+        """Ten independent spins against the closed form <s_i> = tanh(beta h_i), edges (0,)."""
+        topology, parameters = edgeless_model(seed=34, num_nodes=10)
+        self._fits(backend, topology)
+        result = self._moments(backend, topology, parameters, 0.7, seed=35)
+        exact = IndependentSpins(topology, np.asarray(parameters.biases), 0.7)
         self._assert_moments(result, exact, self.config.num_chains)
 
     # -- the 2D Ising model ----------------------------------------------------------------------
