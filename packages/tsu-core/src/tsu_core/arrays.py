@@ -66,6 +66,25 @@ def _jax_finite_check(allow_negative_infinity: bool) -> Any:
     return jax.jit(check)
 
 
+def every_row_drawable(array: Any) -> bool:
+    """Whether every row along the last axis has an entry above -inf (a category to draw)."""
+    kind = framework(array)
+    if kind == "torch":
+        return bool((array > float("-inf")).any(-1).all())
+    if kind == "jax":
+        return bool(_jax_row_check()(array))
+    values = np.asarray(array, dtype=float)
+    return bool((values > -np.inf).any(-1).all())
+
+
+@functools.cache
+def _jax_row_check() -> Any:
+    import jax
+    import jax.numpy as jnp
+
+    return jax.jit(lambda array: (array > -jnp.inf).any(-1).all())
+
+
 def to_numpy(array: Any, dtype: Any = None) -> np.ndarray:
     """Copy an array of any framework to a numpy array on the host."""
     kind = framework(array)

@@ -47,6 +47,9 @@ class Capabilities:
             approximation (e.g. "sum of 64 spins, central limit theorem").
         exact: samples are exact independent draws (burn-in, thinning and initial states then
             change nothing).
+        max_request_bytes: the most memory one call may need, as `request.estimate_bytes`
+            counts it; larger calls are refused before they start (None: the
+            `TSU_MAX_REQUEST_BYTES` environment variable, else half the host's memory).
     """
 
     node_kinds: frozenset[str] = frozenset({"spin", "categorical"})
@@ -58,6 +61,7 @@ class Capabilities:
     devices: tuple[str, ...] = ("cpu",)
     gaussian: str = "native"
     exact: bool = False
+    max_request_bytes: int | None = None
 
 
 @dataclass(frozen=True)

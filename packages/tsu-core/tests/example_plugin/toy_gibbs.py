@@ -15,7 +15,13 @@ from tsu_core import Capabilities, Moments, Parameters, Samples, Topology, as_ke
 from tsu_core.arrays import to_numpy
 from tsu_core.energy import energy
 from tsu_core.parameters import dense_coupling_matrix
-from tsu_core.request import SampleRequest, check_beta, check_primitive_input, check_supported
+from tsu_core.request import (
+    SampleRequest,
+    check_beta,
+    check_primitive_input,
+    check_shape,
+    check_supported,
+)
 
 
 class ToyGibbsBackend:
@@ -40,6 +46,7 @@ class ToyGibbsBackend:
         return np.argmax(beta * to_numpy(logits, dtype=np.float64) + gumbel, -1).astype(np.int32)
 
     def gaussian(self, shape: tuple[int, ...], *, key: Any, dtype: str = "float32") -> np.ndarray:
+        shape = check_shape("shape", shape, self.capabilities)
         return as_key(key).generator().standard_normal(shape).astype(dtype)
 
 

@@ -20,7 +20,7 @@ from jax.sharding import Mesh
 
 from tsu_core.keys import as_key
 from tsu_core.protocol import Capabilities
-from tsu_core.request import check_beta, check_primitive_input, check_supported
+from tsu_core.request import check_beta, check_primitive_input, check_shape, check_supported
 from tsu_core.topology import Topology
 from tsu_jax_sim import fused_dense
 from tsu_jax_sim.arrays import jax_key, to_jax
@@ -90,6 +90,7 @@ class JaxSimBackend:
         self.name = f"jax-sim{suffix}"
         self.capabilities = Capabilities(
             devices=tuple(f"{device.platform}:{device.id}" for device in devices),
+            max_request_bytes=device_memory_limit(devices),
         )
 
     def layout_for(self, topology: Topology) -> str | None:
@@ -143,8 +144,21 @@ class JaxSimBackend:
 
     def gaussian(self, shape: tuple[int, ...], *, key: Any, dtype: str = "float32") -> jax.Array:
         """Standard normal draws on device."""
+        shape = check_shape("shape", shape, self.capabilities)
         key = as_key(key)
-        return _gaussian(_key_and_beta(key, 1.0), tuple(int(size) for size in shape), dtype)
+        return _gaussian(_key_and_beta(key, 1.0), shape, dtype)
+
+
+def device_memory_limit(devices: list[Any]) -> int | None:
+    """Half the memory of the accelerators chains are split over, where JAX reports it (None on
+    the CPU and elsewhere: tsu-core's host limit applies). Half, because a call holds its
+    inputs, a sweep's working arrays and the compiled program besides what it returns."""
+    if devices[0].platform == "cpu":
+        return None
+    try:
+        return sum(int(device.memory_stats()["bytes_limit"]) for device in devices) // 2
+    except (AttributeError, KeyError, TypeError, RuntimeError):
+        return None
 
 
 def _key_and_beta(key: Any, beta: float) -> np.ndarray:

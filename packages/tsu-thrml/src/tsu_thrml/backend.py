@@ -19,7 +19,7 @@ from thrml.models.discrete_ebm import CategoricalGibbsConditional, SpinGibbsCond
 
 from tsu_core.keys import as_key
 from tsu_core.protocol import Capabilities
-from tsu_core.request import check_beta, check_primitive_input, check_supported
+from tsu_core.request import check_beta, check_primitive_input, check_shape, check_supported
 from tsu_core.topology import Topology
 from tsu_thrml.convert import MAX_CATEGORIES, decode_states, jax_key, to_jax
 from tsu_thrml.program import CompiledTopology, ThrmlProgram
@@ -103,4 +103,5 @@ class ThrmlBackend:
 
     def gaussian(self, shape: tuple[int, ...], *, key: Any, dtype: str = "float32") -> jax.Array:
         """Standard normal draws from `jax.random.normal` (exact; thrml samples no Gaussians)."""
-        return jax.random.normal(jax_key(as_key(key)), tuple(shape), dtype=jnp.dtype(dtype))
+        shape = check_shape("shape", shape, self.capabilities)
+        return jax.random.normal(jax_key(as_key(key)), shape, dtype=jnp.dtype(dtype))

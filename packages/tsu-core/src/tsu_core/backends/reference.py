@@ -18,7 +18,13 @@ from tsu_core.exact import ExactDistribution
 from tsu_core.keys import as_key
 from tsu_core.parameters import Parameters
 from tsu_core.protocol import Capabilities, Moments, Samples
-from tsu_core.request import SampleRequest, check_beta, check_primitive_input, check_supported
+from tsu_core.request import (
+    SampleRequest,
+    check_beta,
+    check_primitive_input,
+    check_shape,
+    check_supported,
+)
 from tsu_core.topology import Topology
 
 
@@ -48,7 +54,8 @@ class ReferenceBackend:
         return np.argmax(beta * logits + gumbel, axis=-1).astype(np.int32)
 
     def gaussian(self, shape: tuple[int, ...], *, key: Any, dtype: str = "float32") -> np.ndarray:
-        return as_key(key).generator().standard_normal(tuple(shape)).astype(dtype)
+        shape = check_shape("shape", shape, self.capabilities)
+        return as_key(key).generator().standard_normal(shape).astype(dtype)
 
 
 class ReferenceProgram:
