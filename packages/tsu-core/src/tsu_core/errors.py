@@ -27,6 +27,11 @@ class BackendNotFound(TSUError, LookupError):
     """No installed backend has the requested name."""
 
 
+class IncompatibleBackend(BackendNotFound):
+    """A backend is installed but implements another protocol version than tsu-core speaks
+    (or declares none); the message says which and what to upgrade."""
+
+
 def describe(value: object) -> str:
     """A short description of a value for error messages: type and shape, or the value itself."""
     shape = getattr(value, "shape", None)

@@ -26,6 +26,7 @@ from tsu_core.request import (
 
 class ToyGibbsBackend:
     name = "toy-gibbs"
+    protocol_version = "1.0"  # tsu_core.PROTOCOL_VERSION when written; also in entry points
     capabilities = Capabilities(node_kinds=frozenset({"spin"}), max_nodes=4096)
 
     def compile(self, topology: Topology) -> ToyGibbsProgram:

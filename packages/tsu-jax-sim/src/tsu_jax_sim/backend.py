@@ -57,6 +57,9 @@ class JaxSimBackend:
             kernel in Pallas's interpreter (slow: for tests).
     """
 
+    # The tsu-core protocol version implemented, as in pyproject.toml's "tsu.protocol" entries.
+    protocol_version = "1.0"
+
     def __init__(
         self,
         sampler: str = "gibbs",

@@ -47,6 +47,8 @@ class ThrmlBackend:
     clamping with per-chain values, persistent chains."""
 
     name = "thrml"
+    # The tsu-core protocol version implemented, as in pyproject.toml's "tsu.protocol" entry.
+    protocol_version = "1.0"
 
     def __init__(self) -> None:
         self.capabilities = Capabilities(

@@ -17,7 +17,7 @@ from tsu_core.energy import energy
 from tsu_core.exact import ExactDistribution
 from tsu_core.keys import as_key
 from tsu_core.parameters import Parameters
-from tsu_core.protocol import Capabilities, Moments, Samples
+from tsu_core.protocol import PROTOCOL_VERSION, Capabilities, Moments, Samples
 from tsu_core.request import (
     SampleRequest,
     check_beta,
@@ -32,6 +32,7 @@ class ReferenceBackend:
     """Exact enumeration backend, registered as `reference`."""
 
     name = "reference"
+    protocol_version = PROTOCOL_VERSION
     capabilities = Capabilities(max_nodes=22, exact=True)
 
     def compile(self, topology: Topology) -> ReferenceProgram:

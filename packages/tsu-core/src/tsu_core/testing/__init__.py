@@ -7,7 +7,7 @@ Python examples of a package's README; `readme_test` is the test each package ru
 """
 
 from tsu_core.testing.bad_input import BAD_INPUT_CASES, BadInputCase, check_bad_input
-from tsu_core.testing.conformance import BackendConformance, SuiteConfig
+from tsu_core.testing.conformance import BackendConformance, SuiteConfig, certification
 from tsu_core.testing.models import (
     IndependentSpins,
     edgeless_model,
@@ -31,6 +31,7 @@ __all__ = [
     "IndependentSpins",
     "ReadmeExample",
     "SuiteConfig",
+    "certification",
     "check_bad_input",
     "edgeless_model",
     "frustrated_model",

@@ -10,7 +10,8 @@ Subclass `BackendConformance` in a pytest module and give it a `backend` fixture
         def backend(self):
             return MyChipBackend()
 
-or run it on an installed backend with one command: `python -m tsu_core.testing --backend NAME`.
+or run it on an installed backend with one command: `python -m tsu_core.testing --backend NAME`,
+which ends with the protocol version it certified (`certification`).
 
 Each test compares the backend with exact answers: enumeration (`tsu_core.exact`), Kaufman's and
 Onsager's solutions of the 2D Ising model (`tsu_core.ising2d`), and closed forms. Tolerances come
@@ -33,7 +34,7 @@ from tsu_core.energy import energy
 from tsu_core.errors import NotSupported
 from tsu_core.exact import ExactDistribution
 from tsu_core.parameters import Parameters
-from tsu_core.protocol import Backend, Clamp
+from tsu_core.protocol import PROTOCOL_VERSION, Backend, Clamp, protocol_mismatch
 from tsu_core.schedule import geometric
 from tsu_core.testing import stats
 from tsu_core.testing.bad_input import BAD_INPUT_CASES, BadInputCase, check_bad_input
@@ -76,8 +77,32 @@ def _states(array: Any) -> np.ndarray:
     return to_numpy(array)
 
 
+def certification(
+    backend: str, declared: object, passed: int, failed: int, skipped: int, deselected: int = 0
+) -> str:
+    """The line the suite ends with: which protocol version a backend was certified for (only
+    by a whole run, every test passed or skipped by its declared capabilities)."""
+    counts = f"{passed} passed, {failed} failed, {skipped} skipped"
+    if deselected and not failed:
+        return (
+            f"partial run ({deselected} tests deselected), not a certification: backend "
+            f"'{backend}' against the suite of protocol {PROTOCOL_VERSION}: {counts}"
+        )
+    if failed or not passed:
+        return (
+            f"NOT certified: backend '{backend}' (declares protocol {declared}) against the "
+            f"suite of protocol {PROTOCOL_VERSION}: {counts}"
+        )
+    return (
+        f"certified: backend '{backend}' implements tsu-core protocol {PROTOCOL_VERSION} "
+        f"(declares {declared}): {counts}"
+    )
+
+
 class BackendConformance:
     """Tests every backend passes; subclass with a `backend` fixture (see the module doc)."""
+
+    protocol_version = PROTOCOL_VERSION  # the version this suite certifies
 
     config = SuiteConfig()
 
@@ -507,6 +532,16 @@ class BackendConformance:
         upper = np.arange(1, draws + 1) / draws
         distance = max(np.max(upper - cdf), np.max(cdf - (upper - 1 / draws)))
         assert distance <= stats.dkw_bound(draws, self.config.alpha), f"KS distance {distance:.4f}"
+
+    # -- the protocol version ------------------------------------------------------------------
+    def test_protocol_version(self, backend: Backend) -> None:
+        """The backend states the protocol version it implements, of this suite's major."""
+        declared = getattr(backend, "protocol_version", None)
+        reason = protocol_mismatch(declared)
+        assert reason is None, (
+            f'{backend.name} {reason}; set `protocol_version = "{PROTOCOL_VERSION}"` on the '
+            "backend and the same in its 'tsu.protocol' entry point (docs/backend-guide.md)"
+        )
 
     # -- errors ----------------------------------------------------------------------------------
     @pytest.mark.parametrize("case", BAD_INPUT_CASES, ids=lambda case: case.name)
