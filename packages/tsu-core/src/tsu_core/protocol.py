@@ -194,7 +194,8 @@ class Program(Protocol):
 
 @runtime_checkable
 class Backend(Protocol):
-    """A sampler of pairwise models: found by name through the `tsu.backends` entry points."""
+    """A sampler of pairwise models: found by name through the `tsu.backends` entry points,
+    loaded when `protocol_version` has the major version of `PROTOCOL_VERSION`."""
 
     name: str
     capabilities: Capabilities

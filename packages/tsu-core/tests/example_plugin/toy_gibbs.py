@@ -1,8 +1,10 @@
 """A complete third-party backend in one file: block Gibbs in numpy, spin nodes only.
 
 This is the plugin that `docs/backend-guide.md` walks through. It registers itself through the
-`tsu.backends` entry point (see `test_plugin.py`, which installs it into a temporary directory),
-declares what it cannot do (categorical nodes), and passes the conformance suite.
+`tsu.backends` entry point with its protocol version in `tsu.protocol` (see `test_registry.py`,
+which installs it into a temporary directory), validates every call with the shared helpers of
+`tsu_core.request`, declares what it cannot do (categorical nodes), and passes the conformance
+suite.
 """
 
 from __future__ import annotations
