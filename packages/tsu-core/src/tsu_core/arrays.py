@@ -33,6 +33,20 @@ def shape_of(array: Any) -> tuple[int, ...]:
     return tuple(int(size) for size in shape)
 
 
+def real_dtype(array: Any) -> bool:
+    """Whether an array holds real numbers: not complex, boolean, string or object values.
+    Reads only the dtype's name, so bfloat16 and every framework's float types pass."""
+    dtype = getattr(array, "dtype", None)
+    if dtype is None:
+        dtype = np.asarray(array).dtype
+    name = str(dtype).removeprefix("torch.")
+    if name.startswith("complex") or name == "bool":
+        return False
+    if isinstance(dtype, np.dtype):  # numpy and JAX; ml_dtypes' bfloat16 has kind "V"
+        return dtype.kind in "iuf" or name.startswith(("bfloat", "float"))
+    return True
+
+
 def all_finite(array: Any, allow_negative_infinity: bool = False) -> bool:
     """Whether every entry is finite (optionally allowing -inf, as in masked logits)."""
     kind = framework(array)

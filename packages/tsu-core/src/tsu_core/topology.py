@@ -66,6 +66,13 @@ class Topology:
         if num_nodes < 1:
             raise InvalidModel(f"num_nodes: expected a positive integer, got {num_nodes}")
         object.__setattr__(self, "num_nodes", int(num_nodes))
+        categories = self.num_categories
+        if isinstance(categories, bool) or not isinstance(categories, (int, np.integer)):
+            raise InvalidModel(
+                "num_categories: expected an integer, 0 (spin nodes) or K >= 2 (categorical "
+                f"nodes), got {describe(categories)}"
+            )
+        object.__setattr__(self, "num_categories", int(categories))
         if self.num_categories == 1 or self.num_categories < 0:
             raise InvalidModel(
                 "num_categories: expected 0 (spin nodes) or K >= 2 (categorical nodes), "
@@ -207,7 +214,9 @@ def _checked_edges(edges: Any, num_nodes: int) -> np.ndarray:
         raise InvalidModel(
             f"edges: expected an integer array of shape (E, 2), got {describe(array)}"
         )
-    if not np.issubdtype(array.dtype, np.integer) and not np.all(np.equal(np.mod(array, 1), 0)):
+    if array.dtype.kind not in "iuf" or (
+        array.dtype.kind == "f" and not np.all(np.equal(np.mod(array, 1), 0))
+    ):
         raise InvalidModel(f"edges: expected integer node indices, got dtype {array.dtype}")
     array = array.astype(np.int64)
     bad = np.flatnonzero((array < 0).any(axis=1) | (array >= num_nodes).any(axis=1))

@@ -181,14 +181,19 @@ def _pbit(fields: jax.Array, packed: jax.Array) -> jax.Array:
     key, beta = _unpack(packed)
     uniform = jax.random.uniform(key, fields.shape, jnp.float32)
     field = fields.astype(jnp.float32)
-    return jnp.where(uniform < jax.nn.sigmoid(2.0 * beta * field), 1, -1).astype(jnp.int8)
+    # beta * field first: 2 * beta overflows float32 for beta above 1.7e38, and inf * 0 is NaN.
+    return jnp.where(uniform < jax.nn.sigmoid(2.0 * (beta * field)), 1, -1).astype(jnp.int8)
 
 
 @jax.jit
 def _categorical(logits: jax.Array, packed: jax.Array) -> jax.Array:
     key, beta = _unpack(packed)
     gumbel = jax.random.gumbel(key, logits.shape, jnp.float32)
-    return jnp.argmax(beta * logits.astype(jnp.float32) + gumbel, axis=-1).astype(jnp.int32)
+    # Each row shifted to a maximum of 0 (every row has a finite logit): in float32, logits of
+    # 1e8 would absorb the Gumbel noise and argmax would break the ties by position.
+    logits = logits.astype(jnp.float32)
+    shifted = beta * (logits - logits.max(axis=-1, keepdims=True))
+    return jnp.argmax(shifted + gumbel, axis=-1).astype(jnp.int32)
 
 
 @partial(jax.jit, static_argnums=(1, 2))

@@ -97,7 +97,9 @@ class ThrmlBackend:
         check_primitive_input("logits", logits, allow_negative_infinity=True)
         beta = check_beta(beta)
         key = jax_key(as_key(key))
-        theta = beta * to_jax(logits, jnp.float32)
+        logits = to_jax(logits, jnp.float32)
+        # Rows shifted to a maximum of 0: float32 logits of 1e8 would absorb thrml's noise.
+        theta = beta * (logits - logits.max(axis=-1, keepdims=True))
         sampler = CategoricalGibbsConditional(theta.shape[-1])
         output = jax.ShapeDtypeStruct(theta.shape[:-1], jnp.int32)
         indices, _ = sampler.sample_given_parameters(key, theta, None, output)

@@ -16,6 +16,7 @@ import pytest
 from tsu_core.errors import BackendNotFound, InvalidModel, InvalidRequest, TSUError
 from tsu_core.parameters import Parameters
 from tsu_core.protocol import Backend, Clamp
+from tsu_core.schedule import BetaSchedule
 from tsu_core.topology import Topology
 
 
@@ -219,6 +220,65 @@ BAD_INPUT_CASES = [
         lambda b: _sample(b, num_chains=np.int64(0)),
         InvalidRequest,
         "num_chains",
+    ),
+    BadInputCase("beta True", lambda b: _sample(b, schedule=True), InvalidRequest, "beta"),
+    BadInputCase("beta a string", lambda b: _sample(b, schedule="1.0"), InvalidRequest, "beta"),
+    BadInputCase(
+        "beta beyond float32", lambda b: _sample(b, schedule=1e39), InvalidRequest, "beta"
+    ),
+    BadInputCase(
+        "p-bit beta beyond float32",
+        lambda b: b.pbit(np.zeros(3), key=0, beta=1e39),
+        InvalidRequest,
+        "beta",
+    ),
+    BadInputCase(
+        "BetaSchedule built directly with NaN",
+        lambda b: _sample(b, schedule=BetaSchedule("constant", float("nan"), float("nan"))),
+        InvalidRequest,
+        "schedule.start",
+    ),
+    BadInputCase(
+        "BetaSchedule built directly with a negative end",
+        lambda b: _sample(b, num_samples=3, schedule=BetaSchedule("linear", 1.0, -2.0)),
+        InvalidRequest,
+        "schedule.end",
+    ),
+    BadInputCase(
+        "custom BetaSchedule built directly with a zero beta",
+        lambda b: _sample(b, num_samples=2, schedule=BetaSchedule("custom", 1, 1, np.ones(2) * 0)),
+        InvalidRequest,
+        "schedule",
+    ),
+    BadInputCase(
+        "custom BetaSchedule without betas",
+        lambda b: _sample(b, schedule=BetaSchedule("custom", 1.0, 1.0)),
+        InvalidRequest,
+        "schedule",
+    ),
+    BadInputCase(
+        "complex weights",
+        lambda b: _sample(b, Parameters(np.full(4, 0.5 + 1j), np.zeros(4))),
+        InvalidModel,
+        "weights",
+    ),
+    BadInputCase(
+        "boolean biases",
+        lambda b: _sample(b, Parameters(np.zeros(4), np.ones(4, dtype=bool))),
+        InvalidModel,
+        "biases",
+    ),
+    BadInputCase(
+        "boolean edge array",
+        lambda b: Topology(3, np.array([[True, False]])),
+        InvalidModel,
+        "edges",
+    ),
+    BadInputCase(
+        "fractional number of categories",
+        lambda b: Topology(3, [[0, 1]], num_categories=2.5),
+        InvalidModel,
+        "num_categories",
     ),
     # Requests beyond any machine's memory are refused before anything is allocated, with the
     # size named ("memory"), never a MemoryError, an XLA RESOURCE_EXHAUSTED or an abort.

@@ -514,6 +514,23 @@ class BackendConformance:
             f"categorical frequencies off by up to {np.abs(frequencies - expected).max():.4f}"
         )
 
+    def test_primitives_at_extremes(self, backend: Backend) -> None:
+        """Equal logits of 1e8 are equally likely, and a zero field is a fair coin at any beta:
+        float32 arithmetic must not turn them into ties broken by position or into NaN."""
+        draws = 20000
+        logits = np.full((draws, 2), 1e8, dtype=np.float32)
+        indices = _states(backend.categorical(logits, key=27))
+        spins = _states(backend.pbit(np.zeros(draws, np.float32), key=28, beta=1e38))
+        tolerance = float(stats.mean_tolerance(0.25, draws, 2, self.config.alpha, 1.0))
+        assert abs((indices == 1).mean() - 0.5) <= tolerance, (
+            f"categorical with equal logits of 1e8 drew index 1 with frequency "
+            f"{(indices == 1).mean():.4f}, expected 0.5 (subtract each row's maximum first)"
+        )
+        assert abs((spins == 1).mean() - 0.5) <= tolerance, (
+            f"p-bit with zero field at beta=1e38 gave P(+1) = {(spins == 1).mean():.4f}, "
+            "expected 0.5 (is 2 * beta overflowing to infinity, and 0 * inf = NaN?)"
+        )
+
     def test_gaussian(self, backend: Backend) -> None:
         draws = 50000
         values = to_numpy(backend.gaussian((draws,), key=26)).astype(np.float64)
