@@ -33,6 +33,21 @@ def shape_of(array: Any) -> tuple[int, ...]:
     return tuple(int(size) for size in shape)
 
 
+def array_problem(array: Any) -> str | None:
+    """Why an input cannot be read as an array of real numbers (ragged nesting, strings,
+    complex or boolean values, a torch meta tensor), or None if it can."""
+    if getattr(array, "is_meta", False):
+        return f"expected an array with values, got a meta tensor of shape {tuple(array.shape)}"
+    if not hasattr(array, "shape"):
+        try:
+            array = np.asarray(array)
+        except ValueError:
+            return "expected a rectangular array, got a ragged nested list"
+    if not real_dtype(array):
+        return f"expected real numbers (float or integer), got dtype {array.dtype}"
+    return None
+
+
 def real_dtype(array: Any) -> bool:
     """Whether an array holds real numbers: not complex, boolean, string or object values.
     Reads only the dtype's name, so bfloat16 and every framework's float types pass."""

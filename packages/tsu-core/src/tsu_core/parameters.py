@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from tsu_core.arrays import all_finite, real_dtype, shape_of
+from tsu_core.arrays import all_finite, array_problem, shape_of
 from tsu_core.errors import InvalidModel, describe
 from tsu_core.topology import Topology
 
@@ -50,6 +50,9 @@ class Parameters:
             value = getattr(self, name)
             if value is None:
                 raise InvalidModel(f"{name}: expected an array of shape {expected}, got None")
+            problem = array_problem(value)
+            if problem:
+                raise InvalidModel(f"{name}: {problem}")
             shape = shape_of(value)
             if shape != expected:
                 what = "edges" if name == "weights" else "nodes"
@@ -57,10 +60,6 @@ class Parameters:
                 raise InvalidModel(
                     f"{name}: expected shape {expected} (one per {what[:-1]}: the topology has "
                     f"{count} {what}), got {describe(value)}"
-                )
-            if not real_dtype(value):
-                raise InvalidModel(
-                    f"{name}: expected real numbers (float or integer), got {describe(value)}"
                 )
             if check_finite and not all_finite(value):
                 raise not_finite(name)

@@ -17,6 +17,7 @@ from tsu_core.arrays import (
     all_categories,
     all_finite,
     all_spins,
+    array_problem,
     every_row_drawable,
     shape_of,
     to_numpy,
@@ -232,6 +233,9 @@ def check_primitive_input(name: str, array: Any, allow_negative_infinity: bool =
     """Fields or logits given to a p-bit or categorical draw must be finite arrays."""
     if not hasattr(array, "shape") and not isinstance(array, (list, tuple, float, int)):
         raise InvalidRequest(f"{name}: expected an array, got {describe(array)}")
+    problem = array_problem(array)
+    if problem:
+        raise InvalidRequest(f"{name}: {problem}")
     if name == "logits" and len(shape_of(array)) == 0:
         raise InvalidRequest("logits: expected at least one axis (the categories), got a scalar")
     if not all_finite(array, allow_negative_infinity=allow_negative_infinity):

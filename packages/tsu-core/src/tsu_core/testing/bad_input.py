@@ -280,6 +280,30 @@ BAD_INPUT_CASES = [
         InvalidModel,
         "num_categories",
     ),
+    BadInputCase(
+        "ragged weights",
+        lambda b: _sample(b, Parameters([[0.5, 0.5], [0.5]], np.zeros(4))),
+        InvalidModel,
+        "weights",
+    ),
+    BadInputCase(
+        "p-bit fields of strings",
+        lambda b: b.pbit(["up", "down"], key=0),
+        InvalidRequest,
+        "fields",
+    ),
+    BadInputCase(
+        "p-bit fields ragged",
+        lambda b: b.pbit([[0.0, 1.0], [2.0]], key=0),
+        InvalidRequest,
+        "fields",
+    ),
+    BadInputCase(
+        "categorical logits complex",
+        lambda b: b.categorical(np.ones((2, 3), dtype=complex), key=0),
+        InvalidRequest,
+        "logits",
+    ),
     # Requests beyond any machine's memory are refused before anything is allocated, with the
     # size named ("memory"), never a MemoryError, an XLA RESOURCE_EXHAUSTED or an abort.
     BadInputCase(
