@@ -112,3 +112,20 @@ def test_memory_limit_from_the_environment(monkeypatch):
     monkeypatch.setenv(MEMORY_LIMIT_VARIABLE, "lots")
     with pytest.raises(InvalidRequest, match=MEMORY_LIMIT_VARIABLE):
         memory_limit()
+
+
+def test_parameters_whose_fields_would_overflow_float32_are_refused():
+    from tsu_core import InvalidModel, Parameters, Topology
+    from tsu_core.parameters import MAX_ABSOLUTE_SUM
+
+    topology = Topology(3, [[0, 1], [1, 2]])
+    at_limit = Parameters(
+        np.array([MAX_ABSOLUTE_SUM / 2, 0.0]), np.array([0, MAX_ABSOLUTE_SUM / 2, 0])
+    )
+    at_limit.validate(topology)
+    over = Parameters(at_limit.weights * 1.01, at_limit.biases)
+    with pytest.raises(InvalidModel, match="overflow float32, got 8.55e\\+37"):
+        over.validate(topology)
+    # Every field and the energy stay finite in float32 at the limit.
+    fields = np.float32(MAX_ABSOLUTE_SUM) * 2
+    assert np.isfinite(fields) and np.isfinite(fields * 2)

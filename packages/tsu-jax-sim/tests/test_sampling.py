@@ -215,6 +215,10 @@ def test_non_finite_parameters_raise_for_every_input_kind() -> None:
     tensors.weights[1] = float("inf")  # mutated in place: must be checked again
     with pytest.raises(tsu_core.InvalidModel, match="weights"):
         program.sample(tensors, key=5, num_chains=4)
+    # Finite, but fields and energies would overflow float32 (issue 25).
+    huge = jnp.full(topology.num_edges, 1e38, jnp.float32)
+    with pytest.raises(tsu_core.InvalidModel, match="overflow float32, got 1.*e\\+39"):
+        program.sample(Parameters(huge, good.biases), key=6, num_chains=4)
 
 
 def test_torch_inputs_through_dlpack() -> None:

@@ -82,6 +82,27 @@ def all_finite(array: Any, allow_negative_infinity: bool = False) -> bool:
     return not bad.any()
 
 
+def absolute_sum(array: Any) -> float:
+    """The sum of |x| over an array (float64 on the host and in torch; float32 in JAX, where
+    an overflow gives inf); NaN if any entry is NaN. One read-back per array."""
+    kind = framework(array)
+    if kind == "torch":
+        import torch
+
+        return float(array.detach().abs().sum(dtype=torch.float64))
+    if kind == "jax":
+        return float(_jax_absolute_sum()(array))
+    return float(np.abs(np.asarray(array, dtype=np.float64)).sum())
+
+
+@functools.cache
+def _jax_absolute_sum() -> Any:
+    import jax
+    import jax.numpy as jnp
+
+    return jax.jit(lambda array: jnp.abs(array.astype(jnp.float32)).sum())
+
+
 @functools.cache
 def _jax_finite_check(allow_negative_infinity: bool) -> Any:
     import jax

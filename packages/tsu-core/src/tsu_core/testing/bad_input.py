@@ -304,6 +304,18 @@ BAD_INPUT_CASES = [
         InvalidRequest,
         "logits",
     ),
+    BadInputCase(
+        "weights whose fields overflow float32",
+        lambda b: _sample(b, Parameters(np.full(4, 1e38), np.zeros(4))),
+        InvalidModel,
+        "overflow float32",
+    ),
+    BadInputCase(
+        "biases beyond float32",
+        lambda b: _sample(b, Parameters(np.zeros(4), np.full(4, 1e300))),
+        InvalidModel,
+        "biases",
+    ),
     # Requests beyond any machine's memory are refused before anything is allocated, with the
     # size named ("memory"), never a MemoryError, an XLA RESOURCE_EXHAUSTED or an abort.
     BadInputCase(
