@@ -116,23 +116,40 @@ def _jax_finite_check(allow_negative_infinity: bool) -> Any:
     return jax.jit(check)
 
 
-def every_row_drawable(array: Any) -> bool:
-    """Whether every row along the last axis has an entry above -inf (a category to draw)."""
+LOGITS_VALID, LOGITS_NAN_OR_POSITIVE_INFINITY, LOGITS_ROW_IMPOSSIBLE = 0, 1, 2
+
+
+def logits_status(array: Any) -> int:
+    """`LOGITS_VALID`, `LOGITS_NAN_OR_POSITIVE_INFINITY`, or `LOGITS_ROW_IMPOSSIBLE` (a row of
+    the last axis with no entry above -inf, so no category to draw); one read-back."""
     kind = framework(array)
     if kind == "torch":
-        return bool((array > float("-inf")).any(-1).all())
+        import torch
+
+        bad = (torch.isnan(array) | (array == float("inf"))).any()
+        impossible = ~(array > float("-inf")).any(-1).all()
+        return int(torch.where(bad, 1, torch.where(impossible, 2, 0)))
     if kind == "jax":
-        return bool(_jax_row_check()(array))
+        return int(_jax_logits_status()(array))
     values = np.asarray(array, dtype=float)
-    return bool((values > -np.inf).any(-1).all())
+    if (np.isnan(values) | (values == np.inf)).any():
+        return LOGITS_NAN_OR_POSITIVE_INFINITY
+    if not (values > -np.inf).any(-1).all():
+        return LOGITS_ROW_IMPOSSIBLE
+    return LOGITS_VALID
 
 
 @functools.cache
-def _jax_row_check() -> Any:
+def _jax_logits_status() -> Any:
     import jax
     import jax.numpy as jnp
 
-    return jax.jit(lambda array: (array > -jnp.inf).any(-1).all())
+    def status(array: Any) -> Any:
+        bad = (jnp.isnan(array) | (array == jnp.inf)).any()
+        impossible = ~(array > -jnp.inf).any(-1).all()
+        return jnp.where(bad, 1, jnp.where(impossible, 2, 0))
+
+    return jax.jit(status)
 
 
 def to_numpy(array: Any, dtype: Any = None) -> np.ndarray:

@@ -14,11 +14,13 @@ from typing import Any
 import numpy as np
 
 from tsu_core.arrays import (
+    LOGITS_NAN_OR_POSITIVE_INFINITY,
+    LOGITS_ROW_IMPOSSIBLE,
     all_categories,
     all_finite,
     all_spins,
     array_problem,
-    every_row_drawable,
+    logits_status,
     shape_of,
     to_numpy,
 )
@@ -238,10 +240,14 @@ def check_primitive_input(name: str, array: Any, allow_negative_infinity: bool =
         raise InvalidRequest(f"{name}: {problem}")
     if name == "logits" and len(shape_of(array)) == 0:
         raise InvalidRequest("logits: expected at least one axis (the categories), got a scalar")
-    if not all_finite(array, allow_negative_infinity=allow_negative_infinity):
-        what = "finite values or -inf" if allow_negative_infinity else "finite values"
-        raise InvalidRequest(f"{name}: expected {what}, got NaN or +inf")
-    if allow_negative_infinity and not every_row_drawable(array):
+    if not allow_negative_infinity:
+        if not all_finite(array):
+            raise InvalidRequest(f"{name}: expected finite values, got NaN or +inf")
+        return
+    status = logits_status(array)
+    if status == LOGITS_NAN_OR_POSITIVE_INFINITY:
+        raise InvalidRequest(f"{name}: expected finite values or -inf, got NaN or +inf")
+    if status == LOGITS_ROW_IMPOSSIBLE:
         raise InvalidRequest(
             f"{name}: expected a finite value in every row of the last axis (the categories), "
             "got a row of only -inf (or no categories), where no category can be drawn"
