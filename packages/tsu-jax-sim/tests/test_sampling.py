@@ -215,6 +215,10 @@ def test_non_finite_parameters_raise_for_every_input_kind() -> None:
     tensors.weights[1] = float("inf")  # mutated in place: must be checked again
     with pytest.raises(tsu_core.InvalidModel, match="weights"):
         program.sample(tensors, key=5, num_chains=4)
+    # Finite, but fields and energies would overflow float32 (issue 25).
+    huge = jnp.full(topology.num_edges, 1e38, jnp.float32)
+    with pytest.raises(tsu_core.InvalidModel, match="overflow float32, got 1.*e\\+39"):
+        program.sample(Parameters(huge, good.biases), key=6, num_chains=4)
 
 
 def test_torch_inputs_through_dlpack() -> None:
@@ -322,3 +326,42 @@ def test_many_blocks_loop_on_device(sampler: str) -> None:
         layouts.SEQUENTIAL_BLOCKS = limit
     exact = ExactDistribution.of(complete, parameters, 1.0, np.array([3]), np.array([1]))
     stats.assert_moments_match(result, exact, chains)
+
+
+def test_memory_limit_is_half_the_accelerators_memory() -> None:
+    """On accelerators the limit of a call is half their memory (chains are split over them);
+    on the CPU, or where JAX reports no memory, tsu-core's host limit applies."""
+    from tsu_jax_sim.backend import device_memory_limit
+
+    class Device:
+        def __init__(self, platform: str, stats: dict | None) -> None:
+            self.platform, self.stats = platform, stats
+
+        def memory_stats(self) -> dict | None:
+            return self.stats
+
+    gpu = Device("gpu", {"bytes_limit": 80_000_000_000})
+    assert device_memory_limit([gpu, gpu]) == 80_000_000_000
+    assert device_memory_limit([Device("gpu", None)]) is None
+    assert device_memory_limit([Device("cpu", None)]) is None
+    assert JaxSimBackend().capabilities.max_request_bytes is None  # the CPU of this test run
+
+
+@pytest.mark.parametrize("layout", ["neighbours", "dense"])
+def test_edgeless_layouts_sample_independent_spins(layout: str) -> None:
+    """No edges: each spin is +1 with probability sigmoid(2 beta h_i), on every layout."""
+    biases = np.array([-1.0, -0.2, 0.0, 0.5, 1.5])
+    topology = Topology(5, np.zeros((0, 2), dtype=np.int64))
+    chains = 4000
+    result = (
+        JaxSimBackend(layout=layout)
+        .compile(topology)
+        .sample(Parameters(np.zeros(0), biases), key=5, num_chains=chains, schedule=0.8)
+    )
+    up = (np.asarray(result.states)[:, 0] == 1).mean(0)
+    expected = 1 / (1 + np.exp(-2 * 0.8 * biases))
+    tolerance = stats.mean_tolerance(expected * (1 - expected), chains, 5, spread=1.0)
+    assert np.all(np.abs(up - expected) <= tolerance)
+    assert np.allclose(
+        np.asarray(result.energies)[:, 0], -(np.asarray(result.states)[:, 0] @ biases)
+    )

@@ -14,6 +14,7 @@ from tsu_core.constructors import (
 from tsu_core.energy import energy, local_fields
 from tsu_core.errors import (
     BackendNotFound,
+    IncompatibleBackend,
     InvalidModel,
     InvalidRequest,
     NotSupported,
@@ -22,8 +23,16 @@ from tsu_core.errors import (
 from tsu_core.exact import ExactDistribution
 from tsu_core.keys import Key, as_key
 from tsu_core.parameters import Parameters
-from tsu_core.protocol import Backend, Capabilities, Clamp, Moments, Program, Samples
-from tsu_core.registry import available_backends, get_backend
+from tsu_core.protocol import (
+    PROTOCOL_VERSION,
+    Backend,
+    Capabilities,
+    Clamp,
+    Moments,
+    Program,
+    Samples,
+)
+from tsu_core.registry import available_backends, get_backend, incompatible_backends
 from tsu_core.request import SampleRequest
 from tsu_core.schedule import BetaSchedule, constant, custom, geometric, linear
 from tsu_core.topology import Topology
@@ -31,12 +40,14 @@ from tsu_core.topology import Topology
 __version__ = "0.1.0"
 
 __all__ = [
+    "PROTOCOL_VERSION",
     "Backend",
     "BackendNotFound",
     "BetaSchedule",
     "Capabilities",
     "Clamp",
     "ExactDistribution",
+    "IncompatibleBackend",
     "InvalidModel",
     "InvalidRequest",
     "Key",
@@ -59,6 +70,7 @@ __all__ = [
     "from_networkx",
     "geometric",
     "get_backend",
+    "incompatible_backends",
     "lattice_2d",
     "linear",
     "local_fields",

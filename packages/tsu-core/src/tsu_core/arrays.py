@@ -33,6 +33,35 @@ def shape_of(array: Any) -> tuple[int, ...]:
     return tuple(int(size) for size in shape)
 
 
+def array_problem(array: Any) -> str | None:
+    """Why an input cannot be read as an array of real numbers (ragged nesting, strings,
+    complex or boolean values, a torch meta tensor), or None if it can."""
+    if getattr(array, "is_meta", False):
+        return f"expected an array with values, got a meta tensor of shape {tuple(array.shape)}"
+    if not hasattr(array, "shape"):
+        try:
+            array = np.asarray(array)
+        except ValueError:
+            return "expected a rectangular array, got a ragged nested list"
+    if not real_dtype(array):
+        return f"expected real numbers (float or integer), got dtype {array.dtype}"
+    return None
+
+
+def real_dtype(array: Any) -> bool:
+    """Whether an array holds real numbers: not complex, boolean, string or object values.
+    Reads only the dtype's name, so bfloat16 and every framework's float types pass."""
+    dtype = getattr(array, "dtype", None)
+    if dtype is None:
+        dtype = np.asarray(array).dtype
+    name = str(dtype).removeprefix("torch.")
+    if name.startswith("complex") or name == "bool":
+        return False
+    if isinstance(dtype, np.dtype):  # numpy and JAX; ml_dtypes' bfloat16 has kind "V"
+        return dtype.kind in "iuf" or name.startswith(("bfloat", "float"))
+    return True
+
+
 def all_finite(array: Any, allow_negative_infinity: bool = False) -> bool:
     """Whether every entry is finite (optionally allowing -inf, as in masked logits)."""
     kind = framework(array)
@@ -53,6 +82,27 @@ def all_finite(array: Any, allow_negative_infinity: bool = False) -> bool:
     return not bad.any()
 
 
+def absolute_sum(array: Any) -> float:
+    """The sum of |x| over an array (float64 on the host and in torch; float32 in JAX, where
+    an overflow gives inf); NaN if any entry is NaN. One read-back per array."""
+    kind = framework(array)
+    if kind == "torch":
+        import torch
+
+        return float(array.detach().abs().sum(dtype=torch.float64))
+    if kind == "jax":
+        return float(_jax_absolute_sum()(array))
+    return float(np.abs(np.asarray(array, dtype=np.float64)).sum())
+
+
+@functools.cache
+def _jax_absolute_sum() -> Any:
+    import jax
+    import jax.numpy as jnp
+
+    return jax.jit(lambda array: jnp.abs(array.astype(jnp.float32)).sum())
+
+
 @functools.cache
 def _jax_finite_check(allow_negative_infinity: bool) -> Any:
     import jax
@@ -64,6 +114,42 @@ def _jax_finite_check(allow_negative_infinity: bool) -> Any:
         return jnp.isfinite(array).all()
 
     return jax.jit(check)
+
+
+LOGITS_VALID, LOGITS_NAN_OR_POSITIVE_INFINITY, LOGITS_ROW_IMPOSSIBLE = 0, 1, 2
+
+
+def logits_status(array: Any) -> int:
+    """`LOGITS_VALID`, `LOGITS_NAN_OR_POSITIVE_INFINITY`, or `LOGITS_ROW_IMPOSSIBLE` (a row of
+    the last axis with no entry above -inf, so no category to draw); one read-back."""
+    kind = framework(array)
+    if kind == "torch":
+        import torch
+
+        bad = (torch.isnan(array) | (array == float("inf"))).any()
+        impossible = ~(array > float("-inf")).any(-1).all()
+        return int(torch.where(bad, 1, torch.where(impossible, 2, 0)))
+    if kind == "jax":
+        return int(_jax_logits_status()(array))
+    values = np.asarray(array, dtype=float)
+    if (np.isnan(values) | (values == np.inf)).any():
+        return LOGITS_NAN_OR_POSITIVE_INFINITY
+    if not (values > -np.inf).any(-1).all():
+        return LOGITS_ROW_IMPOSSIBLE
+    return LOGITS_VALID
+
+
+@functools.cache
+def _jax_logits_status() -> Any:
+    import jax
+    import jax.numpy as jnp
+
+    def status(array: Any) -> Any:
+        bad = (jnp.isnan(array) | (array == jnp.inf)).any()
+        impossible = ~(array > -jnp.inf).any(-1).all()
+        return jnp.where(bad, 1, jnp.where(impossible, 2, 0))
+
+    return jax.jit(status)
 
 
 def to_numpy(array: Any, dtype: Any = None) -> np.ndarray:

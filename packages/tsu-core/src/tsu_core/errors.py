@@ -27,9 +27,17 @@ class BackendNotFound(TSUError, LookupError):
     """No installed backend has the requested name."""
 
 
+class IncompatibleBackend(BackendNotFound):
+    """A backend is installed but implements another protocol version than tsu-core speaks
+    (or declares none); the message says which and what to upgrade."""
+
+
 def describe(value: object) -> str:
     """A short description of a value for error messages: type and shape, or the value itself."""
     shape = getattr(value, "shape", None)
+    if shape is not None and tuple(shape) == () and hasattr(value, "item"):
+        # A numpy, JAX or torch scalar: its value as a user wrote it, not `np.int64(0)`.
+        return f"{value.item()!r} ({type(value).__name__})"
     if shape is not None:
         dtype = getattr(value, "dtype", None)
         return f"{type(value).__name__} of shape {tuple(shape)} and dtype {dtype}"

@@ -31,7 +31,7 @@ class Key:
         if isinstance(self.value, bool) or not isinstance(self.value, (int, np.integer)):
             raise InvalidRequest(f"key: expected an integer, got {describe(self.value)}")
         if not 0 <= int(self.value) <= _MASK64:
-            raise InvalidRequest(f"key: expected an integer in [0, 2**64), got {self.value}")
+            raise InvalidRequest(f"key: expected an integer in [0, 2**64), got {int(self.value)}")
         object.__setattr__(self, "value", int(self.value))
 
     def split(self, num: int = 2) -> tuple[Key, ...]:
@@ -57,13 +57,17 @@ class Key:
 
 
 def as_key(key: object) -> Key:
-    """Accept a `Key` or a non-negative integer seed; anything else is an error."""
+    """Accept a `Key` or an integer seed in [0, 2**64); anything else is an error (a larger
+    seed is refused rather than reduced, so that two different seeds never name one key)."""
     if isinstance(key, Key):
         return key
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-        if key < 0:
-            raise InvalidRequest(f"key: expected a tsu_core.Key or a seed >= 0, got {key}")
-        return Key(int(key) & _MASK64)
+        if not 0 <= key <= _MASK64:
+            raise InvalidRequest(
+                f"key: expected a tsu_core.Key or a seed in [0, 2**64), got {int(key)}; a key "
+                "holds 64 bits, so reduce a larger seed yourself (seed % 2**64) if that is meant"
+            )
+        return Key(int(key))
     raise InvalidRequest(
         f"key: expected a tsu_core.Key or a non-negative integer seed, got {describe(key)}; "
         "build one with tsu_core.Key(seed)"

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from tsu_core.arrays import all_finite, shape_of
+from tsu_core.arrays import absolute_sum, all_finite, array_problem, shape_of, to_numpy
 from tsu_core.errors import InvalidModel, describe
 from tsu_core.topology import Topology
 
@@ -50,6 +50,9 @@ class Parameters:
             value = getattr(self, name)
             if value is None:
                 raise InvalidModel(f"{name}: expected an array of shape {expected}, got None")
+            problem = array_problem(value)
+            if problem:
+                raise InvalidModel(f"{name}: {problem}")
             shape = shape_of(value)
             if shape != expected:
                 what = "edges" if name == "weights" else "nodes"
@@ -58,9 +61,33 @@ class Parameters:
                     f"{name}: expected shape {expected} (one per {what[:-1]}: the topology has "
                     f"{count} {what}), got {describe(value)}"
                 )
-            if check_finite and not all_finite(value):
-                raise not_finite(name)
+        if check_finite:
+            totals = {}
+            for name in ("weights", "biases"):
+                value = getattr(self, name)
+                totals[name] = absolute_sum(value)
+                if not np.isfinite(totals[name]):
+                    if not all_finite(value):
+                        raise not_finite(name)
+                    # A float32 sum overflowed: the error path sums in float64 on the host.
+                    totals[name] = float(np.abs(to_numpy(value, np.float64)).sum())
+            if not sum(totals.values()) <= MAX_ABSOLUTE_SUM:
+                raise too_large(sum(totals.values()))
         return self
+
+
+# Backends compute fields and energies in float32; every field, and the energy (written as a
+# sum of fields), is at most twice the sum of |weights| and |biases| in magnitude.
+MAX_ABSOLUTE_SUM = float(np.finfo(np.float32).max) / 4
+
+
+def too_large(total: float) -> InvalidModel:
+    """The error for parameters whose fields or energies would overflow float32."""
+    return InvalidModel(
+        f"weights and biases: expected a sum of |weights| and |biases| of at most "
+        f"{MAX_ABSOLUTE_SUM:.3g}, so that fields and energies do not overflow float32, got "
+        f"{total:.3g}; scale them down (and beta up: only beta * E matters)"
+    )
 
 
 def not_finite(name: str) -> InvalidModel:

@@ -30,6 +30,48 @@ from tsu_core.topology import Topology
 
 ALL_SCHEDULES = frozenset({"constant", "linear", "geometric", "custom"})
 
+PROTOCOL_VERSION = "1.0"
+"""The version of the backend protocol this tsu-core speaks, "MAJOR.MINOR".
+
+A backend states the version it implements twice: as `protocol_version` on the backend object,
+and in its distribution's entry points (group `tsu.protocol`, see `tsu_core.registry`), where
+the registry reads it without importing the plugin. A backend is loaded when its major version
+equals this one. The major version changes when a backend written for the old protocol would
+be wrong under the new one: a method, argument or result removed or renamed, a shape, dtype,
+sign or meaning changed (the energy convention, what a key means), or a new method every
+backend must provide. The minor version changes for additions that old backends may ignore: a
+new optional `Capabilities` field with a default, a new helper in `tsu_core.request`, a new
+conformance test of behaviour the protocol already required. docs/backend-guide.md has the list.
+"""
+
+
+def parse_protocol_version(version: object) -> tuple[int, int]:
+    """(major, minor) of a "MAJOR.MINOR" string; `ValueError` for anything else."""
+    if not isinstance(version, str):
+        raise ValueError(f"expected a 'MAJOR.MINOR' string, got {version!r}")
+    parts = version.strip().split(".")
+    if len(parts) != 2 or not all(part.isdigit() for part in parts):
+        raise ValueError(f"expected a 'MAJOR.MINOR' string such as '1.0', got {version!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def protocol_mismatch(declared: object) -> str | None:
+    """Why a backend declaring `declared` cannot be used by this tsu-core, or None if it can."""
+    if declared is None:
+        return f"declares no protocol version (this tsu-core speaks {PROTOCOL_VERSION})"
+    try:
+        major, _ = parse_protocol_version(declared)
+    except ValueError as error:
+        return f"declares protocol version {declared!r}, which is malformed: {error}"
+    speaks = parse_protocol_version(PROTOCOL_VERSION)[0]
+    if major == speaks:
+        return None
+    advice = "upgrade tsu-core" if major > speaks else f"upgrade the backend to protocol {speaks}"
+    return (
+        f"implements protocol {declared}; this tsu-core speaks {PROTOCOL_VERSION} (major versions "
+        f"differ): {advice}"
+    )
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -47,6 +89,9 @@ class Capabilities:
             approximation (e.g. "sum of 64 spins, central limit theorem").
         exact: samples are exact independent draws (burn-in, thinning and initial states then
             change nothing).
+        max_request_bytes: the most memory one call may need, as `request.estimate_bytes`
+            counts it; larger calls are refused before they start (None: the
+            `TSU_MAX_REQUEST_BYTES` environment variable, else half the host's memory).
     """
 
     node_kinds: frozenset[str] = frozenset({"spin", "categorical"})
@@ -58,6 +103,7 @@ class Capabilities:
     devices: tuple[str, ...] = ("cpu",)
     gaussian: str = "native"
     exact: bool = False
+    max_request_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -148,10 +194,12 @@ class Program(Protocol):
 
 @runtime_checkable
 class Backend(Protocol):
-    """A sampler of pairwise models: found by name through the `tsu.backends` entry points."""
+    """A sampler of pairwise models: found by name through the `tsu.backends` entry points,
+    loaded when `protocol_version` has the major version of `PROTOCOL_VERSION`."""
 
     name: str
     capabilities: Capabilities
+    protocol_version: str  # the `PROTOCOL_VERSION` it implements, e.g. "1.0"
 
     def compile(self, topology: Topology) -> Program:
         """Prepare a program for a topology; done once, re-run with new parameters."""

@@ -7,12 +7,23 @@ missing features with the same `NotSupported` error.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from tsu_core.arrays import all_categories, all_finite, all_spins, shape_of, to_numpy
+from tsu_core.arrays import (
+    LOGITS_NAN_OR_POSITIVE_INFINITY,
+    LOGITS_ROW_IMPOSSIBLE,
+    all_categories,
+    all_finite,
+    all_spins,
+    array_problem,
+    logits_status,
+    shape_of,
+    to_numpy,
+)
 from tsu_core.errors import InvalidRequest, NotSupported, describe
 from tsu_core.keys import Key, as_key
 from tsu_core.parameters import Parameters
@@ -96,12 +107,19 @@ class SampleRequest:
         burn_in = _count("burn_in", burn_in, minimum=0)
         thinning = _count("thinning", thinning, minimum=1)
         schedule = as_schedule(schedule)
+        num_sweeps = burn_in + num_samples * thinning
+        check_memory(
+            estimate_bytes(topology, num_chains, num_samples, num_sweeps),
+            f"num_chains={num_chains} x num_samples={num_samples} x {topology.num_nodes} nodes, "
+            f"{num_sweeps} sweeps",
+            capabilities,
+        )
         if schedule.kind not in capabilities.schedules:
             raise NotSupported(
                 f"schedule: this backend does not support '{schedule.kind}' beta schedules "
                 f"(it supports {sorted(capabilities.schedules)})"
             )
-        betas = schedule.betas(burn_in + num_samples * thinning)
+        betas = schedule.betas(num_sweeps)
         clamp_nodes, clamp_values = _checked_clamp(topology, capabilities, clamp, num_chains)
         if initial_state is not None:
             if not capabilities.initial_state:
@@ -146,6 +164,68 @@ def check_supported(topology: Topology, capabilities: Capabilities) -> None:
         )
 
 
+MEMORY_LIMIT_VARIABLE = "TSU_MAX_REQUEST_BYTES"
+# Per recorded state: an energy (8 bytes) and the working draws of an exact or Gibbs sampler (16).
+_BYTES_PER_RECORD = 24
+# Per sweep: the beta of the sweep, float64 on the host and float32 on a device.
+_BYTES_PER_SWEEP = 12
+
+
+def estimate_bytes(topology: Topology, num_chains: int, num_samples: int, num_sweeps: int) -> int:
+    """What a sampling call needs, estimated before it starts (a bound, not a measurement).
+
+    `C S (N b + 24) + 8 C N K + 12 W` bytes for C chains, S recorded samples, N nodes of b bytes
+    (1 for spins, 4 for categorical indices), K states per node (1 for spins) and W sweeps: the
+    recorded states with their energies and draws, one float64 field or logit per node, state
+    and chain, and one beta per sweep. `moments` is held to the same bound, since a backend may
+    keep every state it averages (the reference backend does).
+    """
+    state_bytes = 1 if topology.is_spin else 4
+    categories = 1 if topology.is_spin else topology.num_categories
+    records = num_chains * num_samples * (topology.num_nodes * state_bytes + _BYTES_PER_RECORD)
+    working = 8 * num_chains * topology.num_nodes * categories
+    return records + working + _BYTES_PER_SWEEP * num_sweeps
+
+
+def memory_limit(capabilities: Capabilities | None = None) -> int:
+    """The most bytes one call may need: `capabilities.max_request_bytes` if the backend
+    declares it; else the `TSU_MAX_REQUEST_BYTES` environment variable; else half of the
+    host's physical memory (8 GiB where the platform does not tell)."""
+    if capabilities is not None and capabilities.max_request_bytes is not None:
+        return int(capabilities.max_request_bytes)
+    given = os.environ.get(MEMORY_LIMIT_VARIABLE)
+    if given:
+        try:
+            return int(float(given))
+        except ValueError:
+            raise InvalidRequest(
+                f"{MEMORY_LIMIT_VARIABLE}: expected a number of bytes, got {given!r}"
+            ) from None
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (AttributeError, ValueError, OSError):
+        return 8 << 30
+
+
+def check_memory(needed: int, what: str, capabilities: Capabilities | None = None) -> None:
+    """Refuse, before anything is allocated, a request that needs more than `memory_limit`."""
+    limit = memory_limit(capabilities)
+    if needed > limit:
+        raise InvalidRequest(
+            f"request too large: needs about {_bytes(needed)} of memory ({what}), over the "
+            f"limit of {_bytes(limit)} (Capabilities.max_request_bytes, else {MEMORY_LIMIT_VARIABLE}, "
+            "else half the host's memory); ask for fewer chains or samples per call, or take "
+            "moments instead of states"
+        )
+
+
+def _bytes(count: int) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= size:
+            return f"{count / size:.1f} {unit} ({count} bytes)"
+    return f"{count} bytes"
+
+
 def check_beta(beta: Any) -> float:
     """A positive finite beta, or an `InvalidRequest` naming it."""
     return as_schedule(beta).start
@@ -155,11 +235,41 @@ def check_primitive_input(name: str, array: Any, allow_negative_infinity: bool =
     """Fields or logits given to a p-bit or categorical draw must be finite arrays."""
     if not hasattr(array, "shape") and not isinstance(array, (list, tuple, float, int)):
         raise InvalidRequest(f"{name}: expected an array, got {describe(array)}")
+    problem = array_problem(array)
+    if problem:
+        raise InvalidRequest(f"{name}: {problem}")
     if name == "logits" and len(shape_of(array)) == 0:
         raise InvalidRequest("logits: expected at least one axis (the categories), got a scalar")
-    if not all_finite(array, allow_negative_infinity=allow_negative_infinity):
-        what = "finite values or -inf" if allow_negative_infinity else "finite values"
-        raise InvalidRequest(f"{name}: expected {what}, got NaN or +inf")
+    if not allow_negative_infinity:
+        if not all_finite(array):
+            raise InvalidRequest(f"{name}: expected finite values, got NaN or +inf")
+        return
+    status = logits_status(array)
+    if status == LOGITS_NAN_OR_POSITIVE_INFINITY:
+        raise InvalidRequest(f"{name}: expected finite values or -inf, got NaN or +inf")
+    if status == LOGITS_ROW_IMPOSSIBLE:
+        raise InvalidRequest(
+            f"{name}: expected a finite value in every row of the last axis (the categories), "
+            "got a row of only -inf (or no categories), where no category can be drawn"
+        )
+
+
+def check_shape(name: str, shape: Any, capabilities: Capabilities | None = None) -> tuple[int, ...]:
+    """A shape for a primitive's output (e.g. `gaussian`): a tuple of integers >= 0, whose
+    float64 draws fit the memory limit (`memory_limit`), or an `InvalidRequest` naming it."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)) or not all(
+        isinstance(size, (int, np.integer)) and not isinstance(size, bool) for size in shape
+    ):
+        raise InvalidRequest(f"{name}: expected a tuple of integers, got {describe(shape)}")
+    shape = tuple(int(size) for size in shape)
+    if any(size < 0 for size in shape):
+        raise InvalidRequest(f"{name}: expected sizes >= 0, got {shape}")
+    check_memory(
+        int(np.prod(shape, dtype=object)) * 8, f"{name}={shape}, float64 draws", capabilities
+    )
+    return shape
 
 
 def _count(name: str, value: Any, minimum: int) -> int:

@@ -19,6 +19,9 @@ import numpy as np
 from tsu_core.errors import InvalidRequest, describe
 
 ScheduleKind = Literal["constant", "linear", "geometric", "custom"]
+KINDS = ("constant", "linear", "geometric", "custom")
+# Backends compute in float32; a larger beta would become infinite there (and 0 * inf = NaN).
+MAX_BETA = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,12 +33,24 @@ class BetaSchedule:
     end: float
     values: np.ndarray | None = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        """The checks of the helper constructors, for a schedule built directly."""
+        if self.kind not in KINDS:
+            raise InvalidRequest(f"schedule.kind: expected one of {KINDS}, got {self.kind!r}")
+        object.__setattr__(self, "start", _positive("schedule.start", self.start))
+        object.__setattr__(self, "end", _positive("schedule.end", self.end))
+        if self.kind == "custom":
+            object.__setattr__(self, "values", _checked_betas(self.values))
+        elif self.values is not None:
+            raise InvalidRequest(
+                f"schedule.values: only a custom schedule has values, got a {self.kind} one"
+            )
+
     def betas(self, num_sweeps: int) -> np.ndarray:
         """The beta used at each of `num_sweeps` sweeps (float64)."""
         if self.kind == "constant":
             return np.full(num_sweeps, self.start)
         if self.kind == "custom":
-            assert self.values is not None
             if self.values.size != num_sweeps:
                 raise InvalidRequest(
                     f"schedule: a custom schedule has {self.values.size} betas but the call runs "
@@ -55,15 +70,41 @@ class BetaSchedule:
 
 
 def _positive(name: str, value: Any) -> float:
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        raise InvalidRequest(f"{name}: expected a positive number, got {describe(value)}")
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise InvalidRequest(f"{name}: expected a positive number, got {describe(value)}") from None
-    if not np.isfinite(number) or number <= 0:
+    if not np.isfinite(number) or number <= 0 or number > MAX_BETA:
         raise InvalidRequest(
-            f"{name}: expected beta > 0 and finite (beta = 1 / temperature), got {value}"
+            f"{name}: expected beta > 0 and finite in float32 (at most {MAX_BETA:.4g}; beta = "
+            f"1 / temperature), got {number}"
         )
     return number
+
+
+def _checked_betas(betas: Any) -> np.ndarray:
+    """A custom schedule's betas: a non-empty read-only float64 array of valid betas."""
+    if betas is None:
+        raise InvalidRequest("schedule: a custom schedule needs its betas, got None")
+    try:
+        values = np.array(betas, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise InvalidRequest(
+            f"schedule: expected an array of betas, got {describe(betas)}"
+        ) from None
+    if values.size == 0:
+        raise InvalidRequest("schedule: expected at least one beta, got an empty array")
+    bad = ~np.isfinite(values) | (values <= 0) | (values > MAX_BETA)
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise InvalidRequest(
+            f"schedule: expected every beta > 0 and finite in float32, got {float(values[first])} "
+            f"at sweep {first}"
+        )
+    values.setflags(write=False)
+    return values
 
 
 def constant(beta: float) -> BetaSchedule:
@@ -88,12 +129,7 @@ def geometric(start: float, end: float) -> BetaSchedule:
 
 def custom(betas: Any) -> BetaSchedule:
     """An explicit beta for every sweep."""
-    values = np.asarray(betas, dtype=np.float64).ravel()
-    if values.size == 0:
-        raise InvalidRequest("schedule: expected at least one beta, got an empty array")
-    if not np.all(np.isfinite(values)) or (values <= 0).any():
-        raise InvalidRequest("schedule: expected every beta > 0 and finite, got " + str(values))
-    values.setflags(write=False)
+    values = _checked_betas(betas)
     return BetaSchedule("custom", float(values[0]), float(values[-1]), values)
 
 

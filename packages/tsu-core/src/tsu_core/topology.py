@@ -66,6 +66,13 @@ class Topology:
         if num_nodes < 1:
             raise InvalidModel(f"num_nodes: expected a positive integer, got {num_nodes}")
         object.__setattr__(self, "num_nodes", int(num_nodes))
+        categories = self.num_categories
+        if isinstance(categories, bool) or not isinstance(categories, (int, np.integer)):
+            raise InvalidModel(
+                "num_categories: expected an integer, 0 (spin nodes) or K >= 2 (categorical "
+                f"nodes), got {describe(categories)}"
+            )
+        object.__setattr__(self, "num_categories", int(categories))
         if self.num_categories == 1 or self.num_categories < 0:
             raise InvalidModel(
                 "num_categories: expected 0 (spin nodes) or K >= 2 (categorical nodes), "
@@ -207,12 +214,14 @@ def _checked_edges(edges: Any, num_nodes: int) -> np.ndarray:
         raise InvalidModel(
             f"edges: expected an integer array of shape (E, 2), got {describe(array)}"
         )
-    if not np.issubdtype(array.dtype, np.integer) and not np.all(np.equal(np.mod(array, 1), 0)):
+    if array.dtype.kind not in "iuf" or (
+        array.dtype.kind == "f" and not np.all(np.equal(np.mod(array, 1), 0))
+    ):
         raise InvalidModel(f"edges: expected integer node indices, got dtype {array.dtype}")
     array = array.astype(np.int64)
     bad = np.flatnonzero((array < 0).any(axis=1) | (array >= num_nodes).any(axis=1))
     if bad.size:
-        edge = tuple(array[bad[0]])
+        edge = tuple(array[bad[0]].tolist())
         raise InvalidModel(
             f"edges[{bad[0]}] = {edge}: node index out of range; expected nodes in "
             f"[0, {num_nodes - 1}] for num_nodes={num_nodes}"
@@ -220,7 +229,7 @@ def _checked_edges(edges: Any, num_nodes: int) -> np.ndarray:
     loops = np.flatnonzero(array[:, 0] == array[:, 1])
     if loops.size:
         raise InvalidModel(
-            f"edges[{loops[0]}] = {tuple(array[loops[0]])}: self-loop; expected two distinct nodes "
+            f"edges[{loops[0]}] = {tuple(array[loops[0]].tolist())}: self-loop; expected two distinct nodes "
             "(a self-coupling of a spin is a constant: fold it into nothing, or a bias)"
         )
     low, high = np.minimum(array[:, 0], array[:, 1]), np.maximum(array[:, 0], array[:, 1])
@@ -230,8 +239,8 @@ def _checked_edges(edges: Any, num_nodes: int) -> np.ndarray:
         duplicate_code = pair_code[first[np.argmax(counts > 1)]]
         positions = np.flatnonzero(pair_code == duplicate_code)
         raise InvalidModel(
-            f"edges[{positions[1]}] = {tuple(array[positions[1]])} duplicates edges[{positions[0]}]"
-            f" = {tuple(array[positions[0]])}; expected each pair of nodes at most once "
+            f"edges[{positions[1]}] = {tuple(array[positions[1]].tolist())} duplicates edges[{positions[0]}]"
+            f" = {tuple(array[positions[0]].tolist())}; expected each pair of nodes at most once "
             "(add the weights into one edge)"
         )
     array.setflags(write=False)
@@ -294,7 +303,7 @@ def _checked_blocks(
     if len(inside):
         edge = inside[0]
         raise InvalidModel(
-            f"blocks: edges[{edge}] = {tuple(edges[edge])} joins two nodes of blocks["
+            f"blocks: edges[{edge}] = {tuple(edges[edge].tolist())} joins two nodes of blocks["
             f"{owner[edges[edge, 0]]}]; expected no edge inside a block (nodes updated together "
             "must be conditionally independent); omit blocks to colour greedily"
         )

@@ -1,8 +1,10 @@
 """A complete third-party backend in one file: block Gibbs in numpy, spin nodes only.
 
 This is the plugin that `docs/backend-guide.md` walks through. It registers itself through the
-`tsu.backends` entry point (see `test_plugin.py`, which installs it into a temporary directory),
-declares what it cannot do (categorical nodes), and passes the conformance suite.
+`tsu.backends` entry point with its protocol version in `tsu.protocol` (see `test_registry.py`,
+which installs it into a temporary directory), validates every call with the shared helpers of
+`tsu_core.request`, declares what it cannot do (categorical nodes), and passes the conformance
+suite.
 """
 
 from __future__ import annotations
@@ -15,11 +17,18 @@ from tsu_core import Capabilities, Moments, Parameters, Samples, Topology, as_ke
 from tsu_core.arrays import to_numpy
 from tsu_core.energy import energy
 from tsu_core.parameters import dense_coupling_matrix
-from tsu_core.request import SampleRequest, check_beta, check_primitive_input, check_supported
+from tsu_core.request import (
+    SampleRequest,
+    check_beta,
+    check_primitive_input,
+    check_shape,
+    check_supported,
+)
 
 
 class ToyGibbsBackend:
     name = "toy-gibbs"
+    protocol_version = "1.0"  # tsu_core.PROTOCOL_VERSION when written; also in entry points
     capabilities = Capabilities(node_kinds=frozenset({"spin"}), max_nodes=4096)
 
     def compile(self, topology: Topology) -> ToyGibbsProgram:
@@ -40,6 +49,7 @@ class ToyGibbsBackend:
         return np.argmax(beta * to_numpy(logits, dtype=np.float64) + gumbel, -1).astype(np.int32)
 
     def gaussian(self, shape: tuple[int, ...], *, key: Any, dtype: str = "float32") -> np.ndarray:
+        shape = check_shape("shape", shape, self.capabilities)
         return as_key(key).generator().standard_normal(shape).astype(dtype)
 
 

@@ -20,7 +20,7 @@ from jax.sharding import Mesh
 
 from tsu_core.keys import as_key
 from tsu_core.protocol import Capabilities
-from tsu_core.request import check_beta, check_primitive_input, check_supported
+from tsu_core.request import check_beta, check_primitive_input, check_shape, check_supported
 from tsu_core.topology import Topology
 from tsu_jax_sim import fused_dense
 from tsu_jax_sim.arrays import jax_key, to_jax
@@ -57,6 +57,9 @@ class JaxSimBackend:
             kernel in Pallas's interpreter (slow: for tests).
     """
 
+    # The tsu-core protocol version implemented, as in pyproject.toml's "tsu.protocol" entries.
+    protocol_version = "1.0"
+
     def __init__(
         self,
         sampler: str = "gibbs",
@@ -90,6 +93,7 @@ class JaxSimBackend:
         self.name = f"jax-sim{suffix}"
         self.capabilities = Capabilities(
             devices=tuple(f"{device.platform}:{device.id}" for device in devices),
+            max_request_bytes=device_memory_limit(devices),
         )
 
     def layout_for(self, topology: Topology) -> str | None:
@@ -142,8 +146,21 @@ class JaxSimBackend:
 
     def gaussian(self, shape: tuple[int, ...], *, key: Any, dtype: str = "float32") -> jax.Array:
         """Standard normal draws on device."""
+        shape = check_shape("shape", shape, self.capabilities)
         key = as_key(key)
-        return _gaussian(_key_and_beta(key, 1.0), tuple(int(size) for size in shape), dtype)
+        return _gaussian(_key_and_beta(key, 1.0), shape, dtype)
+
+
+def device_memory_limit(devices: list[Any]) -> int | None:
+    """Half the memory of the accelerators chains are split over, where JAX reports it (None on
+    the CPU and elsewhere: tsu-core's host limit applies). Half, because a call holds its
+    inputs, a sweep's working arrays and the compiled program besides what it returns."""
+    if devices[0].platform == "cpu":
+        return None
+    try:
+        return sum(int(device.memory_stats()["bytes_limit"]) for device in devices) // 2
+    except (AttributeError, KeyError, TypeError, RuntimeError):
+        return None
 
 
 def _key_and_beta(key: Any, beta: float) -> np.ndarray:
@@ -163,14 +180,19 @@ def _pbit(fields: jax.Array, packed: jax.Array) -> jax.Array:
     key, beta = _unpack(packed)
     uniform = jax.random.uniform(key, fields.shape, jnp.float32)
     field = fields.astype(jnp.float32)
-    return jnp.where(uniform < jax.nn.sigmoid(2.0 * beta * field), 1, -1).astype(jnp.int8)
+    # beta * field first: 2 * beta overflows float32 for beta above 1.7e38, and inf * 0 is NaN.
+    return jnp.where(uniform < jax.nn.sigmoid(2.0 * (beta * field)), 1, -1).astype(jnp.int8)
 
 
 @jax.jit
 def _categorical(logits: jax.Array, packed: jax.Array) -> jax.Array:
     key, beta = _unpack(packed)
     gumbel = jax.random.gumbel(key, logits.shape, jnp.float32)
-    return jnp.argmax(beta * logits.astype(jnp.float32) + gumbel, axis=-1).astype(jnp.int32)
+    # Each row shifted to a maximum of 0 (every row has a finite logit): in float32, logits of
+    # 1e8 would absorb the Gumbel noise and argmax would break the ties by position.
+    logits = logits.astype(jnp.float32)
+    shifted = beta * (logits - logits.max(axis=-1, keepdims=True))
+    return jnp.argmax(shifted + gumbel, axis=-1).astype(jnp.int32)
 
 
 @partial(jax.jit, static_argnums=(1, 2))

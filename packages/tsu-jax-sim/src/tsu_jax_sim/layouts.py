@@ -42,6 +42,14 @@ LAYOUTS = ("stencil", "dense", "neighbours")
 SEQUENTIAL_BLOCKS = 32  # more blocks than this: loop over blocks on device instead of unrolling
 
 
+def gather_edges(weights: jax.Array, edge_ids: np.ndarray) -> jax.Array:
+    """`weights[edge_ids]` for padded neighbour lists, whose padding slots read edge 0 and are
+    masked by the caller; a topology without edges has no edge 0, so its slots read zeros."""
+    if weights.shape[0] == 0:
+        return jnp.zeros(edge_ids.shape + weights.shape[1:], weights.dtype)
+    return weights[edge_ids]
+
+
 def choose_layout(topology: Topology) -> str:
     """The layout a topology is compiled with (see the module table)."""
     if not topology.is_spin:
@@ -156,7 +164,9 @@ class SpinLayout:
         topology = self.topology
         prepared: dict[str, Any] = {"biases": biases}
         if self.kind == "neighbours":
-            prepared["slot_weights"] = jnp.where(self.valid, weights[self.edge_ids], 0.0)
+            prepared["slot_weights"] = jnp.where(
+                self.valid, gather_edges(weights, self.edge_ids), 0.0
+            )
         elif self.kind == "dense":
             matrix = jnp.zeros((topology.num_nodes, topology.num_nodes), weights.dtype)
             matrix = matrix.at[topology.edges[:, 0], topology.edges[:, 1]].set(weights)
@@ -249,7 +259,10 @@ class CategoricalLayout:
         blocks = [np.asarray(block, dtype=np.int32) for block in topology.blocks]
         object.__setattr__(self, "blocks", blocks)
         neighbours, edge_ids, valid = _padded_neighbours(topology)
-        first = topology.edges[edge_ids, 0] == np.arange(topology.num_nodes)[:, None]
+        if topology.num_edges:
+            first = topology.edges[edge_ids, 0] == np.arange(topology.num_nodes)[:, None]
+        else:  # only padding slots, which are masked
+            first = np.zeros(edge_ids.shape, dtype=bool)
         object.__setattr__(self, "neighbours", neighbours)
         object.__setattr__(self, "edge_ids", edge_ids)
         object.__setattr__(self, "valid", valid)
@@ -259,7 +272,7 @@ class CategoricalLayout:
     masked_update = False
 
     def prepare(self, weights: jax.Array, biases: jax.Array) -> dict[str, Any]:
-        slot = weights[self.edge_ids]  # (N, D, K, K), rows: first endpoint's state
+        slot = gather_edges(weights, self.edge_ids)  # (N, D, K, K), rows: first endpoint's state
         oriented = jnp.where(self.is_first[..., None, None], slot, jnp.swapaxes(slot, -1, -2))
         oriented = jnp.where(self.valid[..., None, None], oriented, 0.0)
         return {"biases": biases, "oriented": oriented}

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend.random import threefry2x32_p
 
-from tsu_jax_sim.layouts import bfloat16_product
+from tsu_jax_sim.layouts import bfloat16_product, gather_edges
 
 LANES = {"neighbours": 4, "dense": 2}  # chains per packed word (one threefry call per 2)
 # A block whose nodes have at most UNROLL_SLOTS neighbour slots sums them by unrolled gathers
@@ -193,7 +193,10 @@ class NodeMajorSweep:
         prepared: dict[str, Any] = {"biases": [biases[block][:, None] for block in blocks]}
         if layout.kind == "neighbours":
             prepared["slot_weights"] = [
-                [jnp.where(tier.valid, weights[tier.edges], 0.0)[..., None] for tier in tiers]
+                [
+                    jnp.where(tier.valid, gather_edges(weights, tier.edges), 0.0)[..., None]
+                    for tier in tiers
+                ]
                 for tiers in self.tiers
             ]
             return prepared

@@ -28,7 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from tsu_core.parameters import Parameters, not_finite
+from tsu_core.arrays import to_numpy
+from tsu_core.parameters import MAX_ABSOLUTE_SUM, Parameters, not_finite, too_large
 from tsu_core.protocol import Moments, Samples
 from tsu_core.request import SampleRequest
 from tsu_core.topology import Topology
@@ -167,9 +168,13 @@ class JaxSimProgram:
         checked = [ref() for ref in self._checked]
         if immutable and len(checked) == 2 and all(map(operator.is_, checked, arrays)):
             return
-        for name, ok in zip(("weights", "biases"), np.asarray(finite), strict=True):
+        flags = np.asarray(finite)
+        for name, ok in zip(("weights", "biases"), flags[:2], strict=True):
             if not ok:
                 raise not_finite(name)
+        if not flags[2]:
+            # The error path only: the sum in float64 on the host, where it does not overflow.
+            raise too_large(sum(float(np.abs(to_numpy(a, np.float64)).sum()) for a in arrays))
         if immutable:
             self._checked = [weakref.ref(array) for array in arrays]
 
@@ -207,7 +212,14 @@ class JaxSimProgram:
         burn_betas = all_betas[:burn_in]
         record_betas = all_betas[burn_in:].reshape(num_samples, thinning)
         free = packed[2 + total :] != 0
-        finite = jnp.stack([jnp.isfinite(weights).all(), jnp.isfinite(biases).all()])
+        magnitude = jnp.abs(weights).sum() + jnp.abs(biases).sum()
+        finite = jnp.stack(
+            [
+                jnp.isfinite(weights).all(),
+                jnp.isfinite(biases).all(),
+                magnitude <= MAX_ABSOLUTE_SUM,  # fields and energies stay finite in float32
+            ]
+        )
         state_dtype = jnp.float32 if topology.is_spin else jnp.int32
         weights, biases = weights.astype(jnp.float32), biases.astype(jnp.float32)
         prepared = (plan or layout).prepare(weights, biases)

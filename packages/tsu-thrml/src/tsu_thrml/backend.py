@@ -19,7 +19,7 @@ from thrml.models.discrete_ebm import CategoricalGibbsConditional, SpinGibbsCond
 
 from tsu_core.keys import as_key
 from tsu_core.protocol import Capabilities
-from tsu_core.request import check_beta, check_primitive_input, check_supported
+from tsu_core.request import check_beta, check_primitive_input, check_shape, check_supported
 from tsu_core.topology import Topology
 from tsu_thrml.convert import MAX_CATEGORIES, decode_states, jax_key, to_jax
 from tsu_thrml.program import CompiledTopology, ThrmlProgram
@@ -47,6 +47,8 @@ class ThrmlBackend:
     clamping with per-chain values, persistent chains."""
 
     name = "thrml"
+    # The tsu-core protocol version implemented, as in pyproject.toml's "tsu.protocol" entry.
+    protocol_version = "1.0"
 
     def __init__(self) -> None:
         self.capabilities = Capabilities(
@@ -95,7 +97,9 @@ class ThrmlBackend:
         check_primitive_input("logits", logits, allow_negative_infinity=True)
         beta = check_beta(beta)
         key = jax_key(as_key(key))
-        theta = beta * to_jax(logits, jnp.float32)
+        logits = to_jax(logits, jnp.float32)
+        # Rows shifted to a maximum of 0: float32 logits of 1e8 would absorb thrml's noise.
+        theta = beta * (logits - logits.max(axis=-1, keepdims=True))
         sampler = CategoricalGibbsConditional(theta.shape[-1])
         output = jax.ShapeDtypeStruct(theta.shape[:-1], jnp.int32)
         indices, _ = sampler.sample_given_parameters(key, theta, None, output)
@@ -103,4 +107,5 @@ class ThrmlBackend:
 
     def gaussian(self, shape: tuple[int, ...], *, key: Any, dtype: str = "float32") -> jax.Array:
         """Standard normal draws from `jax.random.normal` (exact; thrml samples no Gaussians)."""
-        return jax.random.normal(jax_key(as_key(key)), tuple(shape), dtype=jnp.dtype(dtype))
+        shape = check_shape("shape", shape, self.capabilities)
+        return jax.random.normal(jax_key(as_key(key)), shape, dtype=jnp.dtype(dtype))

@@ -18,6 +18,7 @@ from tsu_torch.context import (
 from tsu_torch.functional import sample_categorical, sample_spins, thermal_activation
 from tsu_torch.ising import IsingModel, ising_energy, ising_fields
 from tsu_torch.layers import ThermalActivation, ThermalLinear, TSUBinaryLayer
+from tsu_torch.lm import LMConfig, TinyThermoLM
 from tsu_torch.noise import TSUDropout, TSUGaussianNoise
 from tsu_torch.objectives import (
     ContrastiveDivergence,
@@ -29,6 +30,7 @@ from tsu_torch.objectives import (
     info_nce,
     info_nce_loss,
 )
+from tsu_torch.rbm import RBM, PersistentContrastiveDivergence, ais_log_partition
 
 __version__ = "0.1.0"
 
@@ -36,6 +38,9 @@ __all__ = [
     "ContrastiveDivergence",
     "IsingLayer",
     "IsingModel",
+    "LMConfig",
+    "PersistentContrastiveDivergence",
+    "RBM",
     "TSUBinaryLayer",
     "TSUDropout",
     "TSUGaussianNoise",
@@ -45,7 +50,9 @@ __all__ = [
     "ThermalContext",
     "ThermalLinear",
     "ThermodynamicAttention",
+    "TinyThermoLM",
     "active_context",
+    "ais_log_partition",
     "conditional_fields",
     "constant",
     "convert_linear_to_ising",

@@ -17,8 +17,14 @@ from tsu_core.energy import energy
 from tsu_core.exact import ExactDistribution
 from tsu_core.keys import as_key
 from tsu_core.parameters import Parameters
-from tsu_core.protocol import Capabilities, Moments, Samples
-from tsu_core.request import SampleRequest, check_beta, check_primitive_input, check_supported
+from tsu_core.protocol import PROTOCOL_VERSION, Capabilities, Moments, Samples
+from tsu_core.request import (
+    SampleRequest,
+    check_beta,
+    check_primitive_input,
+    check_shape,
+    check_supported,
+)
 from tsu_core.topology import Topology
 
 
@@ -26,6 +32,7 @@ class ReferenceBackend:
     """Exact enumeration backend, registered as `reference`."""
 
     name = "reference"
+    protocol_version = PROTOCOL_VERSION
     capabilities = Capabilities(max_nodes=22, exact=True)
 
     def compile(self, topology: Topology) -> ReferenceProgram:
@@ -48,7 +55,8 @@ class ReferenceBackend:
         return np.argmax(beta * logits + gumbel, axis=-1).astype(np.int32)
 
     def gaussian(self, shape: tuple[int, ...], *, key: Any, dtype: str = "float32") -> np.ndarray:
-        return as_key(key).generator().standard_normal(tuple(shape)).astype(dtype)
+        shape = check_shape("shape", shape, self.capabilities)
+        return as_key(key).generator().standard_normal(shape).astype(dtype)
 
 
 class ReferenceProgram:

@@ -7,8 +7,10 @@ Python examples of a package's README; `readme_test` is the test each package ru
 """
 
 from tsu_core.testing.bad_input import BAD_INPUT_CASES, BadInputCase, check_bad_input
-from tsu_core.testing.conformance import BackendConformance, SuiteConfig
+from tsu_core.testing.conformance import BackendConformance, SuiteConfig, certification
 from tsu_core.testing.models import (
+    IndependentSpins,
+    edgeless_model,
     frustrated_model,
     random_categorical_model,
     random_spin_model,
@@ -26,9 +28,12 @@ __all__ = [
     "BAD_INPUT_CASES",
     "BackendConformance",
     "BadInputCase",
+    "IndependentSpins",
     "ReadmeExample",
     "SuiteConfig",
+    "certification",
     "check_bad_input",
+    "edgeless_model",
     "frustrated_model",
     "random_categorical_model",
     "random_spin_model",

@@ -6,6 +6,7 @@ so a user sees what was expected and what was given.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ import pytest
 from tsu_core.errors import BackendNotFound, InvalidModel, InvalidRequest, TSUError
 from tsu_core.parameters import Parameters
 from tsu_core.protocol import Backend, Clamp
+from tsu_core.schedule import BetaSchedule
 from tsu_core.topology import Topology
 
 
@@ -182,6 +184,170 @@ BAD_INPUT_CASES = [
         InvalidRequest,
         "key",
     ),
+    BadInputCase("key of 2**80", lambda b: _sample(b, key=2**80), InvalidRequest, "key"),
+    BadInputCase(
+        "p-bit key of 2**64", lambda b: b.pbit(np.zeros(3), key=2**64), InvalidRequest, "key"
+    ),
+    BadInputCase(
+        "categorical row of only -inf",
+        lambda b: b.categorical(np.array([[0.0, 1.0], [-np.inf, -np.inf]]), key=0),
+        InvalidRequest,
+        "logits",
+    ),
+    BadInputCase(
+        "categorical without categories",
+        lambda b: b.categorical(np.zeros((2, 0)), key=0),
+        InvalidRequest,
+        "logits",
+    ),
+    BadInputCase(
+        "gaussian negative size", lambda b: b.gaussian((-1,), key=0), InvalidRequest, "shape"
+    ),
+    BadInputCase(
+        "gaussian size not an integer",
+        lambda b: b.gaussian((2.5,), key=0),
+        InvalidRequest,
+        "shape",
+    ),
+    BadInputCase(
+        "numpy integers in a bad edge list",
+        lambda b: Topology(np.int64(3), np.array([[0, 3]], dtype=np.int64)),
+        InvalidModel,
+        "edges",
+    ),
+    BadInputCase(
+        "numpy integer chains of zero",
+        lambda b: _sample(b, num_chains=np.int64(0)),
+        InvalidRequest,
+        "num_chains",
+    ),
+    BadInputCase("beta True", lambda b: _sample(b, schedule=True), InvalidRequest, "beta"),
+    BadInputCase("beta a string", lambda b: _sample(b, schedule="1.0"), InvalidRequest, "beta"),
+    BadInputCase(
+        "beta beyond float32", lambda b: _sample(b, schedule=1e39), InvalidRequest, "beta"
+    ),
+    BadInputCase(
+        "p-bit beta beyond float32",
+        lambda b: b.pbit(np.zeros(3), key=0, beta=1e39),
+        InvalidRequest,
+        "beta",
+    ),
+    BadInputCase(
+        "BetaSchedule built directly with NaN",
+        lambda b: _sample(b, schedule=BetaSchedule("constant", float("nan"), float("nan"))),
+        InvalidRequest,
+        "schedule.start",
+    ),
+    BadInputCase(
+        "BetaSchedule built directly with a negative end",
+        lambda b: _sample(b, num_samples=3, schedule=BetaSchedule("linear", 1.0, -2.0)),
+        InvalidRequest,
+        "schedule.end",
+    ),
+    BadInputCase(
+        "custom BetaSchedule built directly with a zero beta",
+        lambda b: _sample(b, num_samples=2, schedule=BetaSchedule("custom", 1, 1, np.ones(2) * 0)),
+        InvalidRequest,
+        "schedule",
+    ),
+    BadInputCase(
+        "custom BetaSchedule without betas",
+        lambda b: _sample(b, schedule=BetaSchedule("custom", 1.0, 1.0)),
+        InvalidRequest,
+        "schedule",
+    ),
+    BadInputCase(
+        "complex weights",
+        lambda b: _sample(b, Parameters(np.full(4, 0.5 + 1j), np.zeros(4))),
+        InvalidModel,
+        "weights",
+    ),
+    BadInputCase(
+        "boolean biases",
+        lambda b: _sample(b, Parameters(np.zeros(4), np.ones(4, dtype=bool))),
+        InvalidModel,
+        "biases",
+    ),
+    BadInputCase(
+        "boolean edge array",
+        lambda b: Topology(3, np.array([[True, False]])),
+        InvalidModel,
+        "edges",
+    ),
+    BadInputCase(
+        "fractional number of categories",
+        lambda b: Topology(3, [[0, 1]], num_categories=2.5),
+        InvalidModel,
+        "num_categories",
+    ),
+    BadInputCase(
+        "ragged weights",
+        lambda b: _sample(b, Parameters([[0.5, 0.5], [0.5]], np.zeros(4))),
+        InvalidModel,
+        "weights",
+    ),
+    BadInputCase(
+        "p-bit fields of strings",
+        lambda b: b.pbit(["up", "down"], key=0),
+        InvalidRequest,
+        "fields",
+    ),
+    BadInputCase(
+        "p-bit fields ragged",
+        lambda b: b.pbit([[0.0, 1.0], [2.0]], key=0),
+        InvalidRequest,
+        "fields",
+    ),
+    BadInputCase(
+        "categorical logits complex",
+        lambda b: b.categorical(np.ones((2, 3), dtype=complex), key=0),
+        InvalidRequest,
+        "logits",
+    ),
+    BadInputCase(
+        "weights whose fields overflow float32",
+        lambda b: _sample(b, Parameters(np.full(4, 1e38), np.zeros(4))),
+        InvalidModel,
+        "overflow float32",
+    ),
+    BadInputCase(
+        "biases beyond float32",
+        lambda b: _sample(b, Parameters(np.zeros(4), np.full(4, 1e300))),
+        InvalidModel,
+        "biases",
+    ),
+    # Requests beyond any machine's memory are refused before anything is allocated, with the
+    # size named ("memory"), never a MemoryError, an XLA RESOURCE_EXHAUSTED or an abort.
+    BadInputCase(
+        "chains beyond memory", lambda b: _sample(b, num_chains=10**12), InvalidRequest, "memory"
+    ),
+    BadInputCase(
+        "samples beyond memory",
+        lambda b: _sample(b, num_chains=1000, num_samples=10**10),
+        InvalidRequest,
+        "memory",
+    ),
+    BadInputCase(
+        "burn-in beyond memory", lambda b: _sample(b, burn_in=10**13), InvalidRequest, "memory"
+    ),
+    BadInputCase(
+        "moments of chains beyond memory",
+        lambda b: b.compile(_model()[0]).moments(_model()[1], key=0, num_chains=10**12),
+        InvalidRequest,
+        "memory",
+    ),
+    BadInputCase(
+        "categorical chains beyond memory",
+        lambda b: _categorical_sample(b, num_chains=10**12),
+        InvalidRequest,
+        "memory",
+    ),
+    BadInputCase(
+        "gaussian beyond memory",
+        lambda b: b.gaussian((10**7, 10**7), key=0),
+        InvalidRequest,
+        "memory",
+    ),
     BadInputCase(
         "unknown backend name",
         lambda b: __import__("tsu_core").get_backend("no-such-backend"),
@@ -191,10 +357,19 @@ BAD_INPUT_CASES = [
 ]
 
 
+# How numpy 2 writes its scalars (`np.int64(0)`, `np.float32(1.5)`): not what a user wrote.
+NUMPY_REPR = re.compile(r"\bnp\.\w+\(")
+
+
 def check_bad_input(backend: Backend, case: BadInputCase) -> None:
-    """Run one case and check the error type and that its message names the field."""
+    """Run one case and check the error type, that its message names the field, and that it
+    prints numbers as plain values (`0`, not `np.int64(0)`)."""
     with pytest.raises(case.error) as caught:
         case.call(backend)
-    assert case.field in str(caught.value), (
-        f"{case.name}: the error message should name '{case.field}', got: {caught.value}"
+    message = str(caught.value)
+    assert case.field in message, (
+        f"{case.name}: the error message should name '{case.field}', got: {message}"
+    )
+    assert not NUMPY_REPR.search(message), (
+        f"{case.name}: the error message prints numpy scalars (use int(x) or .tolist()): {message}"
     )

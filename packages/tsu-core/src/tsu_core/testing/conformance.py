@@ -10,7 +10,8 @@ Subclass `BackendConformance` in a pytest module and give it a `backend` fixture
         def backend(self):
             return MyChipBackend()
 
-or run it on an installed backend with one command: `python -m tsu_core.testing --backend NAME`.
+or run it on an installed backend with one command: `python -m tsu_core.testing --backend NAME`,
+which ends with the protocol version it certified (`certification`).
 
 Each test compares the backend with exact answers: enumeration (`tsu_core.exact`), Kaufman's and
 Onsager's solutions of the 2D Ising model (`tsu_core.ising2d`), and closed forms. Tolerances come
@@ -33,11 +34,13 @@ from tsu_core.energy import energy
 from tsu_core.errors import NotSupported
 from tsu_core.exact import ExactDistribution
 from tsu_core.parameters import Parameters
-from tsu_core.protocol import Backend, Clamp
+from tsu_core.protocol import PROTOCOL_VERSION, Backend, Clamp, protocol_mismatch
 from tsu_core.schedule import geometric
 from tsu_core.testing import stats
 from tsu_core.testing.bad_input import BAD_INPUT_CASES, BadInputCase, check_bad_input
 from tsu_core.testing.models import (
+    IndependentSpins,
+    edgeless_model,
     frustrated_model,
     random_categorical_model,
     random_spin_model,
@@ -74,8 +77,32 @@ def _states(array: Any) -> np.ndarray:
     return to_numpy(array)
 
 
+def certification(
+    backend: str, declared: object, passed: int, failed: int, skipped: int, deselected: int = 0
+) -> str:
+    """The line the suite ends with: which protocol version a backend was certified for (only
+    by a whole run, every test passed or skipped by its declared capabilities)."""
+    counts = f"{passed} passed, {failed} failed, {skipped} skipped"
+    if deselected and not failed:
+        return (
+            f"partial run ({deselected} tests deselected), not a certification: backend "
+            f"'{backend}' against the suite of protocol {PROTOCOL_VERSION}: {counts}"
+        )
+    if failed or not passed:
+        return (
+            f"NOT certified: backend '{backend}' (declares protocol {declared}) against the "
+            f"suite of protocol {PROTOCOL_VERSION}: {counts}"
+        )
+    return (
+        f"certified: backend '{backend}' implements tsu-core protocol {PROTOCOL_VERSION} "
+        f"(declares {declared}): {counts}"
+    )
+
+
 class BackendConformance:
     """Tests every backend passes; subclass with a `backend` fixture (see the module doc)."""
+
+    protocol_version = PROTOCOL_VERSION  # the version this suite certifies
 
     config = SuiteConfig()
 
@@ -247,6 +274,27 @@ class BackendConformance:
         self._fits(backend, topology)
         result = self._moments(backend, topology, parameters, 1.0, seed=17)
         exact = ExactDistribution.of(topology, parameters, 1.0)
+        self._assert_moments(result, exact, self.config.num_chains)
+
+    # -- topologies without edges: layers of independent p-bits ---------------------------------
+    @pytest.mark.parametrize("num_nodes", (1, 6))
+    def test_edgeless_spin_distribution(self, backend: Backend, num_nodes: int) -> None:
+        topology, parameters = edgeless_model(seed=30, num_nodes=num_nodes)
+        self._fits(backend, topology)
+        self._assert_distribution(backend, topology, parameters, 1.0, seed=31)
+
+    @pytest.mark.parametrize("num_nodes", (1, 3))
+    def test_edgeless_categorical_distribution(self, backend: Backend, num_nodes: int) -> None:
+        topology, parameters = edgeless_model(seed=32, num_nodes=num_nodes, num_categories=3)
+        self._fits(backend, topology)
+        self._assert_distribution(backend, topology, parameters, 1.0, seed=33)
+
+    def test_edgeless_moments(self, backend: Backend) -> None:
+        """Ten independent spins against the closed form <s_i> = tanh(beta h_i), edges (0,)."""
+        topology, parameters = edgeless_model(seed=34, num_nodes=10)
+        self._fits(backend, topology)
+        result = self._moments(backend, topology, parameters, 0.7, seed=35)
+        exact = IndependentSpins(topology, np.asarray(parameters.biases), 0.7)
         self._assert_moments(result, exact, self.config.num_chains)
 
     # -- the 2D Ising model ----------------------------------------------------------------------
@@ -466,6 +514,23 @@ class BackendConformance:
             f"categorical frequencies off by up to {np.abs(frequencies - expected).max():.4f}"
         )
 
+    def test_primitives_at_extremes(self, backend: Backend) -> None:
+        """Equal logits of 1e8 are equally likely, and a zero field is a fair coin at any beta:
+        float32 arithmetic must not turn them into ties broken by position or into NaN."""
+        draws = 20000
+        logits = np.full((draws, 2), 1e8, dtype=np.float32)
+        indices = _states(backend.categorical(logits, key=27))
+        spins = _states(backend.pbit(np.zeros(draws, np.float32), key=28, beta=1e38))
+        tolerance = float(stats.mean_tolerance(0.25, draws, 2, self.config.alpha, 1.0))
+        assert abs((indices == 1).mean() - 0.5) <= tolerance, (
+            f"categorical with equal logits of 1e8 drew index 1 with frequency "
+            f"{(indices == 1).mean():.4f}, expected 0.5 (subtract each row's maximum first)"
+        )
+        assert abs((spins == 1).mean() - 0.5) <= tolerance, (
+            f"p-bit with zero field at beta=1e38 gave P(+1) = {(spins == 1).mean():.4f}, "
+            "expected 0.5 (is 2 * beta overflowing to infinity, and 0 * inf = NaN?)"
+        )
+
     def test_gaussian(self, backend: Backend) -> None:
         draws = 50000
         values = to_numpy(backend.gaussian((draws,), key=26)).astype(np.float64)
@@ -484,6 +549,16 @@ class BackendConformance:
         upper = np.arange(1, draws + 1) / draws
         distance = max(np.max(upper - cdf), np.max(cdf - (upper - 1 / draws)))
         assert distance <= stats.dkw_bound(draws, self.config.alpha), f"KS distance {distance:.4f}"
+
+    # -- the protocol version ------------------------------------------------------------------
+    def test_protocol_version(self, backend: Backend) -> None:
+        """The backend states the protocol version it implements, of this suite's major."""
+        declared = getattr(backend, "protocol_version", None)
+        reason = protocol_mismatch(declared)
+        assert reason is None, (
+            f'{backend.name} {reason}; set `protocol_version = "{PROTOCOL_VERSION}"` on the '
+            "backend and the same in its 'tsu.protocol' entry point (docs/backend-guide.md)"
+        )
 
     # -- errors ----------------------------------------------------------------------------------
     @pytest.mark.parametrize("case", BAD_INPUT_CASES, ids=lambda case: case.name)

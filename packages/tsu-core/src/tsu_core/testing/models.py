@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from tsu_core.parameters import Parameters
@@ -75,3 +77,53 @@ def ring_correlations(num_nodes: int, coupling: float, beta: float) -> np.ndarra
     t = np.tanh(beta * coupling)
     distance = np.abs(np.subtract.outer(np.arange(num_nodes), np.arange(num_nodes)))
     return (t**distance + t ** (num_nodes - distance)) / (1 + t**num_nodes)
+
+
+def edgeless_model(
+    seed: int, num_nodes: int, num_categories: int = 2, bias_scale: float = 0.8
+) -> tuple[Topology, Parameters]:
+    """Independent nodes with random biases and no edges: a layer of p-bits (spins when
+    `num_categories` is 2, categorical nodes otherwise)."""
+    generator = np.random.default_rng(seed)
+    edges = np.zeros((0, 2), dtype=np.int64)
+    if num_categories == 2:
+        topology = Topology(num_nodes, edges)
+        return topology, Parameters(np.zeros(0), generator.normal(0, bias_scale, num_nodes))
+    topology = Topology(num_nodes, edges, num_categories=num_categories)
+    weights = np.zeros((0, num_categories, num_categories))
+    biases = generator.normal(0, bias_scale, (num_nodes, num_categories))
+    return topology, Parameters(weights, biases)
+
+
+@dataclass(frozen=True)
+class IndependentSpins:
+    r"""Closed-form moments of spins without edges: $\langle s_i \rangle = \tanh(\beta h_i)$,
+    $E = -\sum_i h_i s_i$, so $\langle E \rangle = -\sum_i h_i \tanh(\beta h_i)$ and
+    $\mathrm{Var}\,E = \sum_i h_i^2 (1 - \tanh^2(\beta h_i))$. Has the attributes of
+    `ExactDistribution` that `stats.assert_moments_match` reads, without enumerating."""
+
+    topology: Topology
+    biases: np.ndarray
+    beta: float
+
+    @property
+    def node_moments(self) -> np.ndarray:
+        return np.tanh(self.beta * self.biases)
+
+    @property
+    def edge_moments(self) -> np.ndarray:
+        return np.zeros(0)
+
+    @property
+    def energies(self) -> np.ndarray:
+        """The lowest and highest energies (all that `np.ptp` needs)."""
+        extreme = float(np.abs(self.biases).sum())
+        return np.array([-extreme, extreme])
+
+    @property
+    def mean_energy(self) -> float:
+        return float(-(self.biases * self.node_moments).sum())
+
+    @property
+    def energy_variance(self) -> float:
+        return float((self.biases**2 * (1 - self.node_moments**2)).sum())

@@ -114,6 +114,8 @@ def assert_moments_match(
             variance, spread = want * (1 - want), 1.0
         tolerance = mean_tolerance(variance, chains, tests, alpha, spread)
         error = np.abs(got - want)
+        if error.size == 0:  # a topology without edges has no edge moments
+            continue
         worst = np.unravel_index(np.argmax(error - tolerance), error.shape)
         assert np.all(error <= tolerance + 1e-9), (
             f"moments.{name}{list(worst)} = {got[worst]:.4f}, exact {want[worst]:.4f} "
