@@ -129,6 +129,7 @@ def run(name: str, arguments: argparse.Namespace, text: str) -> None:
         memory_probability=arguments.memory_probability,
         memory_facts=tuple(int(n) for n in arguments.train_facts.split(",")),
         answer_weight=arguments.answer_weight,
+        written_tokens_weight=arguments.written_tokens_weight,
         context="all" if name == "twin" else "turn",
         steps=arguments.steps,
         warmup_steps=min(arguments.warmup_steps, arguments.steps),
@@ -160,6 +161,7 @@ def run(name: str, arguments: argparse.Namespace, text: str) -> None:
         "memory_probability": arguments.memory_probability,
         "train_facts": arguments.train_facts,
         "answer_weight": arguments.answer_weight,
+        "written_tokens_weight": arguments.written_tokens_weight,
         "learning_rate": arguments.learning_rate,
         "model_set": arguments.model_set,
     }
@@ -204,6 +206,12 @@ def main() -> None:
     parser.add_argument("--repeat-probability", type=float, default=0.1)
     parser.add_argument("--train-facts", default="1,4,16", help="facts per training episode")
     parser.add_argument("--answer-weight", type=float, default=1.0, help="of the answer's loss")
+    parser.add_argument(
+        "--written-tokens-weight",
+        type=float,
+        default=TrainConfig.written_tokens_weight,
+        help="TrainConfig.written_tokens_weight (the thought model)",
+    )
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--warmup-steps", type=int, default=200)
     parser.add_argument("--eval-interval", type=int, default=10**9)

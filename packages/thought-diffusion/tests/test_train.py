@@ -106,9 +106,12 @@ def test_evaluate_is_repeatable_and_the_baseline_runs(tiny_config):
         assert 0.0 <= accuracy <= 1.0
 
 
+@pytest.mark.parametrize("written_tokens_weight", [0.0, 0.5])
 @pytest.mark.parametrize("objective", ["diffusion", "autoregressive"])
 @pytest.mark.parametrize("use_thoughts", [True, False])
-def test_turns_together_match_turn_by_turn(tiny_config, monkeypatch, objective, use_thoughts):
+def test_turns_together_match_turn_by_turn(
+    tiny_config, monkeypatch, objective, use_thoughts, written_tokens_weight
+):
     """The one-call path (thoughts written from their turn alone) gives the loss, per-turn
     bound and gradients of the turn-by-turn path. t = 1 masks every token, so both paths see
     the same inputs whatever their random draws."""
@@ -116,7 +119,13 @@ def test_turns_together_match_turn_by_turn(tiny_config, monkeypatch, objective, 
     torch.manual_seed(0)
     config = tiny_config(vocab_size=20, max_length=8, use_thoughts=use_thoughts)
     model = ThoughtDiffusionLM(replace(config, write_with_memory=False))
-    train = TrainConfig(objective=objective, batch_size=3, turn_length=8, num_turns=4)
+    train = TrainConfig(
+        objective=objective,
+        batch_size=3,
+        turn_length=8,
+        num_turns=4,
+        written_tokens_weight=written_tokens_weight,
+    )
     batch = torch.randint(0, 19, (3, 4, 8), generator=torch.Generator().manual_seed(1))
     answer = torch.zeros(3, 8, dtype=torch.bool)
     answer[:, 2:5] = True
@@ -135,6 +144,25 @@ def test_turns_together_match_turn_by_turn(tiny_config, monkeypatch, objective, 
         assert torch.allclose(gradient, gradient_2, rtol=1e-4, atol=1e-6)
     if use_thoughts and objective == "diffusion":  # the writer is trained through the stack
         assert model.writer.importance.weight.grad.abs().sum() > 0
+
+
+def test_written_tokens_term_is_the_writing_pass_cross_entropy(tiny_config, monkeypatch):
+    """The loss with `written_tokens_weight` w is the loss without it plus w times the
+    cross-entropy of turns 1..T-1's own tokens under the model's logits for those clean turns,
+    computed here by a separate forward call."""
+    monkeypatch.setattr(diffusion, "sample_times", lambda size, *_, **__: torch.ones(size))
+    torch.manual_seed(0)
+    model = ThoughtDiffusionLM(tiny_config(vocab_size=20, max_length=8))
+    batch = torch.randint(0, 19, (3, 4, 8), generator=torch.Generator().manual_seed(1))
+    losses = []
+    for weight in (0.0, 0.7):
+        train = TrainConfig(batch_size=3, turn_length=8, num_turns=4, written_tokens_weight=weight)
+        loss, _ = train_module.sequence_loss(model, batch, train, torch.Generator())
+        losses.append(loss.detach())
+    written = batch[:, :3].flatten(0, 1)
+    logits, _, _ = model(written)
+    expected = torch.nn.functional.cross_entropy(logits.flatten(0, 1), written.flatten())
+    assert torch.allclose(losses[1] - losses[0], 0.7 * expected, rtol=1e-4)
 
 
 def test_a_thought_written_alone_ignores_the_stack(tiny_config):

@@ -465,6 +465,7 @@ TRAIN_HELP = {
     "progressive_steps": "steps over which the largest mask ratio ramps up to 1; 0: no ramp",
     "next_thought_weight": "weight of the next-thought prediction loss",
     "reconstruction_weight": "weight of the thought reconstruction loss",
+    "written_tokens_weight": "weight of the loss that ties a thought's cells to its turn's tokens",
     "eval_interval": "steps between validation bounds",
     "eval_batches": "batches per validation bound",
     "checkpoint_interval": "steps between checkpoints",
@@ -523,7 +524,7 @@ def _add_train(commands: Any) -> None:
         help="recompute activations in the backward pass (less memory, more compute)",
     )
     train.add_argument("--progressive-steps", type=int, help=TRAIN_HELP["progressive_steps"])
-    for name in ("next_thought_weight", "reconstruction_weight"):
+    for name in ("next_thought_weight", "reconstruction_weight", "written_tokens_weight"):
         train.add_argument(f"--{name.replace('_', '-')}", type=float, help=TRAIN_HELP[name])
     for name in ("eval_interval", "eval_batches", "checkpoint_interval"):
         train.add_argument(f"--{name.replace('_', '-')}", type=int, help=TRAIN_HELP[name])

@@ -118,6 +118,10 @@ class TrainConfig:
             the long-context twin: every sequence is one turn of num_turns x turn_length tokens.
         progressive_steps: if > 0, the largest mask ratio ramps from `progressive_start` to 1
             over this many steps (the progressive mask-ratio schedule).
+        written_tokens_weight: weight of the cross-entropy of each written turn's own tokens,
+            read through the head from the final hidden states its thought is pooled from. The
+            diffusion loss never scores those positions (the turn is clean there), so without
+            this term nothing ties them to the tokens they hold.
         max_minutes: stop after this wall-clock budget (0: no limit).
         precision: 'bf16' (autocast on CUDA), 'fp16' or 'fp32'.
     """
@@ -143,6 +147,7 @@ class TrainConfig:
     progressive_start: float = 0.3
     next_thought_weight: float = 0.0
     reconstruction_weight: float = 0.0
+    written_tokens_weight: float = 0.0
     eval_interval: int = 200
     eval_batches: int = 8
     checkpoint_interval: int = 500

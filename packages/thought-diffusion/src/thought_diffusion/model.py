@@ -317,10 +317,19 @@ class ThoughtDiffusionLM(nn.Module):
         """The thought (B, H, W, C) and importance (B,) of finished turns (B, L): their final
         hidden states, pooled by the writer. With `config.write_with_memory` the pass reads
         `memory` (the stack's, from `read`); without, it reads the turns alone."""
+        thought, importance, _ = self.write_pass(tokens, memory)
+        return thought, importance
+
+    def write_pass(
+        self, tokens: torch.Tensor, memory: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`thought_of`'s thought and importance, and the logits (B, L, V) of the same pass:
+        training scores them against the turn's own tokens (`TrainConfig.written_tokens_weight`)."""
         if not self.config.write_with_memory:
             memory = None
-        _, hidden, _ = self(tokens, memory, return_hidden=True)
-        return self.write(hidden)
+        logits, hidden, _ = self(tokens, memory, return_hidden=True)
+        thought, importance = self.write(hidden)
+        return thought, importance, logits
 
     def remember(self, tokens: torch.Tensor, stack: ThoughtStack) -> ThoughtStack:
         """`stack` with the thought of finished turns (B, L) pushed."""

@@ -63,9 +63,10 @@ def sequence_loss(
     `answer` (B, L), optional, marks the answer of a fact-recall question in the last turn:
     it is always masked there and its cross-entropy, times `train.answer_weight`, joins the
     loss (the per-turn bound leaves it out).
-    Optional auxiliary losses (thought model only): predict the next thought from the newest
-    held one (MSE) and reconstruct a turn from its thought alone (the fully masked turn's ELBO
-    at t = 1, i.e. cross-entropy of every position), each with its own weight.
+    Optional auxiliary losses (thought model only): score each written turn's own tokens from
+    the pass its thought is pooled from (cross-entropy), predict the next thought from the
+    newest held one (MSE) and reconstruct a turn from its thought alone (the fully masked
+    turn's ELBO at t = 1, i.e. cross-entropy of every position), each with its own weight.
 
     Where no turn's thought depends on an earlier one (no thoughts, or thoughts written
     without memory) and no auxiliary loss asks for a turn at a time, every turn is scored in
@@ -89,6 +90,15 @@ def _answer_term(
     return train.answer_weight * answer_nats.sum() / answer.sum()
 
 
+def _written_term(train: TrainConfig, logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """The written turns' own tokens scored by their writing pass (mean nats per token), times
+    `train.written_tokens_weight`."""
+    if train.written_tokens_weight == 0:
+        return logits.new_zeros((), dtype=torch.float32)
+    nats = functional.cross_entropy(logits.flatten(0, 1).float(), tokens.flatten())
+    return train.written_tokens_weight * nats
+
+
 def _all_turns_loss(
     model: ThoughtDiffusionLM,
     batch: torch.Tensor,
@@ -105,8 +115,11 @@ def _all_turns_loss(
     batch_size, num_turns, length = batch.shape
     tokens = batch.transpose(0, 1).flatten(0, 1)  # (T*B, L)
     memory = None
+    written_term = batch.new_zeros((), dtype=torch.float32)
     if config.use_thoughts:
-        thought, importance = core.thought_of(tokens[: (num_turns - 1) * batch_size])
+        written = tokens[: (num_turns - 1) * batch_size]
+        thought, importance, logits = core.write_pass(written)
+        written_term = _written_term(train, logits, written)
         thought = thought.unflatten(0, (num_turns - 1, batch_size))
         importance = importance.unflatten(0, (num_turns - 1, batch_size))
         stacks = [ThoughtStack.empty(batch_size, config, batch.device)]
@@ -125,7 +138,7 @@ def _all_turns_loss(
         )
         auxiliary = _answer_term(train, answer, answer_nats)
     per_turn = loss.view(num_turns, batch_size).mean(1) / length
-    return per_turn.mean() + auxiliary, per_turn.detach()
+    return per_turn.mean() + auxiliary + written_term, per_turn.detach()
 
 
 def _turn_by_turn_loss(
@@ -157,7 +170,8 @@ def _turn_by_turn_loss(
             auxiliary = auxiliary + _answer_term(train, last, answer_nats)
         per_turn.append(loss.mean() / length)
         if stack is not None and turn < num_turns - 1:
-            thought, importance = core.thought_of(tokens, memory)
+            thought, importance, logits = core.write_pass(tokens, memory)
+            auxiliary = auxiliary + _written_term(train, logits, tokens) / (num_turns - 1)
             if train.next_thought_weight > 0 and turn > 0:
                 newest = stack.thoughts.gather(
                     1,
