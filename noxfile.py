@@ -168,6 +168,8 @@ def tests(session: nox.Session, package: str, backend: str) -> None:
     if BACKEND_PACKAGES[backend]:
         needed.append(BACKEND_PACKAGES[backend])
     env = _shared_env(session, needed)
+    # README command blocks run once per package, with its first test backend.
+    first = backend == next(b for p, b in TEST_MATRIX if p == package)
     session.run(
         str(env / "bin" / "python"),
         "-m",
@@ -175,7 +177,7 @@ def tests(session: nox.Session, package: str, backend: str) -> None:
         str(PACKAGES_DIR / package / "tests"),
         *session.posargs,
         external=True,
-        env={"TSU_BACKEND": backend, "PYTHONHASHSEED": "0"},
+        env={"TSU_BACKEND": backend, "PYTHONHASHSEED": "0", "TSU_README_COMMANDS": str(int(first))},
     )
 
 

@@ -133,3 +133,23 @@ def test_a_new_run_without_data_stops_with_one_line(tmp_path, capsys):
     expected = "a new run needs --data PATH: a UTF-8 text file to train on"
     assert capsys.readouterr().err == f"thought-diffusion: error: {expected}\n"
     assert not (tmp_path / "run" / "checkpoint.safetensors").exists()
+
+
+def test_train_refuses_a_run_larger_than_the_free_memory(tmp_path, monkeypatch, capsys):
+    started = []
+    monkeypatch.setattr(cli, "train_model", lambda *args, **kwargs: started.append(1) or 1 / 0)
+    monkeypatch.setattr(cli, "available_host_memory", lambda: 64 * 2**20)
+    text = tmp_path / "text.txt"
+    text.write_text(generated_text(50))
+    argv = ["train", "--data", str(text), "--out", str(tmp_path / "run"), "--device", "cpu"]
+    argv += ["--batch-size", "64", "--turn-length", "64"]
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(argv)
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith("thought-diffusion: error: "), error
+    assert "cpu has 64 MiB available" in error and "--batch-size" in error
+    assert "--ignore-memory-check" in error and not started
+    with pytest.raises(ZeroDivisionError):  # the check skipped: training starts
+        cli.main([*argv, "--ignore-memory-check"])
+    assert started

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -175,3 +178,55 @@ def test_a_thought_written_alone_ignores_the_stack(tiny_config):
         alone = model.thought_of(turn, model.read(empty))[0]
         after = model.thought_of(turn, model.read(held))[0]
         assert torch.equal(alone, after) == (not write_with_memory)
+
+
+# A training step in a fresh process: its estimate, and how far the peak resident memory rose
+# above what the process held before training.
+_MEASURE = """
+import resource, tempfile
+from pathlib import Path
+import torch
+from thought_diffusion.config import TrainConfig, preset
+from thought_diffusion.data import TokenData, generated_text
+from thought_diffusion.tokenizer import ByteTokenizer
+from thought_diffusion.train import train_model, training_memory
+
+config = preset("tiny")
+train = TrainConfig(batch_size=48, num_turns=2, turn_length=64, steps=1, warmup_steps=1,
+                    eval_interval=1000, eval_batches=1, checkpoint_interval=1000, precision="fp32")
+tokenizer = ByteTokenizer()
+data = TokenData(tokenizer.encode(generated_text(2000)))
+torch.set_num_threads(1)
+before = int(Path("/proc/self/statm").read_text().split()[1]) * 4096
+with tempfile.TemporaryDirectory() as out:
+    train_model(config, train, data, out, tokenizer.to_json(), device="cpu", progress=False)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(training_memory(config, train, half_precision=False), peak - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; ru_maxrss in KiB")
+def test_the_memory_estimate_is_within_a_factor_of_a_measured_step():
+    """A real step's peak is at least the estimate and at most 1.5 times it plus 128 MiB: the
+    process's own cost of a first step (100-250 MiB measured on a CPU: thread pools, kernels'
+    workspaces, the allocator's slack) is not part of the estimate."""
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "TSU_BACKEND": "reference"},  # no backend loading JAX midway
+    )
+    estimate, measured = map(int, done.stdout.split()[-2:])
+    assert estimate > 256 * 2**20  # well above the noise of a process's resident size
+    assert estimate <= measured <= 1.5 * estimate + 128 * 2**20, (estimate, measured)
+
+
+def test_the_memory_estimate_grows_with_the_batch_and_shrinks_with_checkpointing(tiny_config):
+    config = tiny_config()
+    train = TrainConfig(batch_size=8)
+    base = train_module.training_memory(config, train, half_precision=False)
+    assert train_module.training_memory(config, TrainConfig(batch_size=16), False) > 1.8 * base
+    assert train_module.training_memory(config, train, half_precision=True) < base
+    checkpointed = replace(config, gradient_checkpointing=True)
+    assert train_module.training_memory(checkpointed, train, False) < base / 2

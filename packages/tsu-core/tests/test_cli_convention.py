@@ -191,3 +191,23 @@ def test_announce_is_one_line(capsys):
     announce("demo", "cuda:0", "jax-sim")
     announce("demo", "cpu")
     assert capsys.readouterr().err == "demo: device cuda:0, backend jax-sim\ndemo: device cpu\n"
+
+
+def test_require_memory_refuses_in_one_line_with_the_estimate_and_the_fix():
+    from tsu_core.cli_convention import IGNORE_MEMORY_FLAG, require_memory
+
+    require_memory(2**30, 2**31, what="x train", where="cpu", fix="use --preset tiny")
+    require_memory(2**40, None, what="x train", where="cpu", fix="use --preset tiny")
+    with pytest.raises(Unmet) as refused:
+        require_memory(3 * 2**30, 512 * 2**20, what="x train", where="cuda:0", fix="use --small")
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "3.0 GiB" in message and "cuda:0 has 512 MiB available" in message
+    assert "use --small" in message and IGNORE_MEMORY_FLAG in message
+
+
+def test_available_host_memory_is_a_plausible_size():
+    from tsu_core.cli_convention import available_host_memory
+
+    available = available_host_memory()
+    assert available is not None and 2**24 < available < 2**50

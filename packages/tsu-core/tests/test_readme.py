@@ -5,10 +5,18 @@ from pathlib import Path
 
 import pytest
 
-from tsu_core.testing import readme_examples, readme_test, run_readme_example
+from tsu_core.testing import (
+    readme_commands,
+    readme_commands_test,
+    readme_examples,
+    readme_test,
+    run_readme_command,
+    run_readme_example,
+)
 
 README = Path(__file__).parents[1] / "README.md"
 test_readme_example = readme_test(README)
+test_readme_command = readme_commands_test(README)
 
 
 def test_readme_has_examples():
@@ -61,3 +69,68 @@ def test_machine_paths_are_refused(tmp_path, path):
     readme = _write(tmp_path, f"```python\nload('{path}')\n```\n")
     with pytest.raises(ValueError, match="machine path"):
         run_readme_example(readme_examples(readme)[0])
+
+
+def _clone_readme(tmp_path, text):
+    """A README inside a folder that looks like the repository's top (it has packages/)."""
+    (tmp_path / "repo" / "packages").mkdir(parents=True)
+    return _write(tmp_path / "repo", text)
+
+
+def test_reads_command_blocks_with_skips_and_gpu_size(tmp_path):
+    path = _write(
+        tmp_path,
+        "```python\nx = 1\n```\n\n<!-- example: skip (installs packages) -->\n```bash\n"
+        "pip install x\n```\n\n```\n# GPU-size (hours on a CPU)\ntrain --big\n```\n\n"
+        "CPU size:\n\n```sh\ntrain --small\n```\n\n```console\nnot a command block\n```\n",
+    )
+    install, gpu, cpu = readme_commands(path)
+    assert (install.line, install.skip) == (6, "installs packages")
+    assert (gpu.line, gpu.skip) == (10, "GPU-size (hours on a CPU)")
+    assert (cpu.line, cpu.code, cpu.skip) == (17, "train --small\n", None)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("```bash\n# GPU-size (big)\ntrain\n```\n", "needs its CPU-sized sibling"),
+        (
+            "```bash\n# GPU-size (big)\ntrain\n```\n\n<!-- example: skip (no) -->\n"
+            "```bash\ntrain --small\n```\n",
+            "needs its CPU-sized sibling",
+        ),
+        ("<!-- example: skip (GPU-size, big) -->\n```bash\ntrain\n```\n", "first line"),
+        ("```bash\nls\n", "never closed"),
+    ],
+)
+def test_malformed_command_blocks_are_errors(tmp_path, text, message):
+    with pytest.raises(ValueError, match=message):
+        readme_commands(_write(tmp_path, text))
+
+
+def test_a_command_runs_from_a_clone_and_writes_under_the_temporary_directory(tmp_path):
+    readme = _clone_readme(
+        tmp_path, "```bash\nls packages > listing.txt\nmkdir -p out && echo done > out/x\n```\n"
+    )
+    run_readme_command(readme_commands(readme)[0], tmp_path / "run")
+    assert (tmp_path / "run" / "clone" / "out" / "x").read_text() == "done\n"
+    assert not (tmp_path / "repo" / "out").exists()
+
+
+def test_a_failing_command_fails_with_the_markdown_line(tmp_path):
+    readme = _clone_readme(tmp_path, "text\n\n```bash\ntrue\necho oops >&2; false\necho no\n```\n")
+    with pytest.raises(AssertionError, match=r"README.md:3: a command failed with status 1:\noops"):
+        run_readme_command(readme_commands(readme)[0], tmp_path / "run")
+
+
+def test_a_command_over_its_time_fails(tmp_path):
+    readme = _clone_readme(tmp_path, "```bash\nsleep 5\n```\n")
+    with pytest.raises(AssertionError, match="ran over 0.5 s"):
+        run_readme_command(readme_commands(readme)[0], tmp_path / "run", timeout=0.5)
+
+
+@pytest.mark.parametrize("path", ["/work/main/data", "/tmp/runs/x", "/home/me/mnist"])
+def test_machine_paths_in_commands_are_refused(tmp_path, path):
+    readme = _clone_readme(tmp_path, f"```bash\ntrain --data {path}\n```\n")
+    with pytest.raises(ValueError, match="machine path"):
+        run_readme_command(readme_commands(readme)[0], tmp_path / "run")

@@ -1,7 +1,9 @@
-"""The README's Python examples run as written (`tsu_core.testing.readme_test`)."""
+"""The README's Python examples and command blocks run as written (`tsu_core.testing`)."""
 
 from pathlib import Path
 
-from tsu_core.testing import readme_test
+from tsu_core.testing import readme_commands_test, readme_test
 
-test_readme_example = readme_test(Path(__file__).parents[1] / "README.md")
+README = Path(__file__).parents[1] / "README.md"
+test_readme_example = readme_test(README)
+test_readme_command = readme_commands_test(README)

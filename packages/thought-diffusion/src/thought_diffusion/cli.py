@@ -31,12 +31,15 @@ from thought_diffusion.data import TokenData, read_text
 from thought_diffusion.generate import GenerationConfig, generate, prepare_prompt, remember
 from thought_diffusion.thoughts import ThoughtStack
 from thought_diffusion.tokenizer import build_tokenizer, tokenizer_from_json
-from thought_diffusion.train import evaluate, recall_accuracy, train_model
+from thought_diffusion.train import evaluate, recall_accuracy, train_model, training_memory
 from tsu_core.cli_convention import (
+    IGNORE_MEMORY_FLAG,
     HelpFormatter,
     Unmet,
     announce,
+    available_host_memory,
     quiet_libraries,
+    require_memory,
     require_module,
     require_writable,
     use_backend,
@@ -73,6 +76,33 @@ TRAIN_FIELDS = tuple(field.name for field in dataclasses.fields(TrainConfig))
 
 def _device(name: str | None) -> str:
     return name or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def available_memory(device: str) -> int | None:
+    """Bytes free on `device`: the GPU's free memory, or the host's available RAM on a CPU."""
+    place = torch.device(device)
+    if place.type == "cuda":
+        return torch.cuda.mem_get_info(place)[0]
+    return available_host_memory()
+
+
+def check_memory(model_config: ModelConfig, train: TrainConfig, device: str) -> None:
+    """Refuse, before any training, a run whose estimated peak (`train.training_memory`) is
+    more than `device` has free.
+
+    Raises:
+        Unmet: it does not fit; one line with the estimate, what is free and what to change.
+    """
+    half = torch.device(device).type == "cuda" and train.precision in ("bf16", "fp16")
+    require_memory(
+        training_memory(model_config, train, half),
+        available_memory(device),
+        what=f"thought-diffusion train (batch {train.batch_size} x {train.num_turns} turns x "
+        f"{train.turn_length} tokens, width {model_config.width}, depth {model_config.depth})",
+        where=device,
+        fix="use a smaller --batch-size, --turn-length or --num-turns, --gradient-checkpointing "
+        "or a smaller --preset",
+    )
 
 
 def _require_tokenizer(kind: str, needed_by: str) -> None:
@@ -281,7 +311,7 @@ def command_train(arguments: argparse.Namespace) -> None:
     given = {
         key: value
         for key, value in vars(arguments).items()
-        if key not in ("command", "handler", "out", "verbose")
+        if key not in ("command", "handler", "out", "verbose", "ignore_memory_check")
     }
     checkpoint = latest_intact(out)
     kind = (
@@ -297,6 +327,8 @@ def command_train(arguments: argparse.Namespace) -> None:
         model_config, train, tokenizer, run = _new_run(given)
     else:
         model_config, train, tokenizer, run = _resumed_run(checkpoint, given)
+    if not getattr(arguments, "ignore_memory_check", False):
+        check_memory(model_config, train, _device(given.get("device")))
     announce("thought-diffusion", _device(given.get("device")))
     data = TokenData(tokenizer.encode(read_text(run["data"])))
     with StopRequest("thought-diffusion") as interrupt:
@@ -530,6 +562,11 @@ def _add_train(commands: Any) -> None:
         train.add_argument(f"--{name.replace('_', '-')}", type=int, help=TRAIN_HELP[name])
     train.add_argument("--max-minutes", type=float, help=TRAIN_HELP["max_minutes"])
     train.add_argument("--seed", type=int, help=TRAIN_HELP["seed"])
+    train.add_argument(
+        IGNORE_MEMORY_FLAG,
+        action="store_true",
+        help="start even when the estimated memory of a step is more than the device has free",
+    )
     _add_placement(train)
     _show_defaults(train)
     train.set_defaults(handler=command_train)

@@ -248,6 +248,61 @@ def memory_reader(model: ThoughtDiffusionLM, train: TrainConfig) -> str:
     return "context" if train.context == "all" else "turn"
 
 
+def training_memory(model_config: ModelConfig, train: TrainConfig, half_precision: bool) -> int:
+    r"""Bytes a training step holds at its peak, estimated from the shapes alone.
+
+    $$ 16 P + a N_\text{tok} D (32 w + 2 h (L + M)) + a R M (2 w D + 8 C) + 12 N_\text{tok} V $$
+
+    P parameters in fp32 with their gradients and AdamW's two moments (16 bytes each); for
+    each of the `depth` (D) blocks, the activations the backward pass keeps per token: about
+    32 widths w (three per RMSNorm, q/k/v and their rotations, the attention output, the
+    cross-attention's, the SwiGLU's four hidden tensors of 8w/3) and the attention weights of
+    h heads over the turn's L tokens and
+    the M memory tokens of the stack; each of the R turns' stacks read into keys and values for
+    every block (2 w D per memory token, and about 8 channels C for the reader itself); the logits
+    over V ids with their softmax and gradient.
+    N_tok counts the tokens of both passes of a step (the thoughts' write and the denoising);
+    a = 2 bytes under bf16/fp16 autocast (`half_precision`), else 4. With gradient
+    checkpointing a block keeps only its input (one width per token) and recomputes the rest.
+
+    Arguments:
+        model_config: the model (the autoregressive objective drops its thought path).
+        train: the batch size, turns and turn length of a step.
+        half_precision: activations in 16 bits (bf16/fp16 autocast on CUDA).
+
+    Returns:
+        The estimate in bytes; `tests/test_train.py` holds it against a measured peak.
+    """
+    if train.objective == "autoregressive":
+        model_config = ModelConfig.from_dict(
+            {**model_config.to_dict(), "causal": True, "use_thoughts": False}
+        )
+    with torch.device("meta"):
+        parameters = ThoughtDiffusionLM(model_config).num_parameters()
+    turns, length = train.num_turns, train.turn_length
+    if train.context == "all":
+        turns, length = 1, train.num_turns * train.turn_length
+    tokens = train.batch_size * turns * length
+    memory_tokens = 0
+    if model_config.use_thoughts:
+        tokens += train.batch_size * (turns - 1) * length  # the write pass
+        memory_tokens = model_config.stack_size * model_config.thought_tokens
+    width, heads = model_config.width, model_config.num_heads
+    per_token = 32 * width + 2 * heads * (length + memory_tokens)
+    if model_config.gradient_checkpointing:
+        per_token = width
+    activation = 2 if half_precision else 4
+    activations = activation * tokens * model_config.depth * per_token
+    if model_config.use_thoughts:  # each turn's stack, read into keys and values per block
+        rows = train.batch_size * turns
+        channels = model_config.thought_channels
+        activations += (
+            activation * rows * memory_tokens * (2 * width * model_config.depth + 8 * channels)
+        )
+    logits = 12 * tokens * model_config.vocab_size
+    return 16 * parameters + activations + logits
+
+
 def learning_rate(step: int, train: TrainConfig) -> float:
     """Linear warm-up (never longer than the run), then cosine decay to 10% over `train.steps`."""
     warmup = min(train.warmup_steps, train.steps)

@@ -1,7 +1,8 @@
 """The model packages' command-line convention (docs/cli.md): a check that reads a parser, the
 help formatter that shows defaults, old spellings kept working behind a warning, `--backend`
 for libraries that ask `get_backend()` without a name, and the checks a command makes before its
-long work (`require_module`, `require_writable`), which raise `Unmet` with one line to print.
+long work (`require_module`, `require_writable`, `require_memory`), which raise `Unmet` with one
+line to print.
 
 `deviations(parser)` walks an `argparse` parser and its subcommands without parsing anything and
 lists where it departs from the convention; each model package's tests assert that the list is
@@ -191,6 +192,55 @@ def require_writable(path: str | Path, option: str, *, directory: bool = True) -
     if not os.access(folder, os.W_OK | os.X_OK):
         raise Unmet(f"{option} {path}: {folder} is not writable; choose another {option}")
     return folder
+
+
+# The flag that skips `require_memory`, the same in every model command line.
+IGNORE_MEMORY_FLAG = "--ignore-memory-check"
+
+
+def available_host_memory() -> int | None:
+    """Bytes of RAM this process can still take without swapping: Linux's `MemAvailable`
+    (free memory plus caches it can drop), else free pages from `os.sysconf`; None where
+    neither is known."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def require_memory(needed: int, available: int | None, *, what: str, where: str, fix: str) -> None:
+    """Check before the long work that the memory `what` needs (an estimate, in bytes) fits in
+    what `where` has available (None: unknown, not checked).
+
+    Arguments:
+        needed: the estimate, bytes.
+        available: bytes available on the device (`available_host_memory()` on a CPU).
+        what: what needs it, as the user asked for it (`xut-flow train --preset xut-small
+            --batch-size 256`).
+        where: the device (`cpu`, `cuda:0`).
+        fix: what to change, in the command's own flags (`use --preset tiny or a smaller
+            --batch-size`).
+
+    Raises:
+        Unmet: it does not fit; one line with the estimate, what is available, `fix`, and the
+            flag that skips the check (`IGNORE_MEMORY_FLAG`).
+    """
+    if available is None or needed <= available:
+        return
+    raise Unmet(
+        f"{what} needs about {_gib(needed)} of memory (an estimate) and {where} has "
+        f"{_gib(available)} available; {fix}, or pass {IGNORE_MEMORY_FLAG} to start anyway"
+    )
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
 
 
 def quiet_libraries(verbose: bool = False) -> None:

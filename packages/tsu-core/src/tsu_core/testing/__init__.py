@@ -3,7 +3,9 @@
 `BackendConformance` holds the tests (subclass it with a `backend` fixture); `python -m
 tsu_core.testing --backend NAME` runs them on an installed backend. Needs pytest
 (`pip install tsu-core[testing]`). `readme_examples` and `run_readme_example` read and run the
-Python examples of a package's README; `readme_test` is the test each package runs them with.
+Python examples of a package's README; `readme_test` is the test each package runs them with;
+`readme_commands`, `run_readme_command` and `readme_commands_test` do the same for its command
+blocks.
 """
 
 from tsu_core.testing.bad_input import BAD_INPUT_CASES, BadInputCase, check_bad_input
@@ -19,8 +21,11 @@ from tsu_core.testing.models import (
 )
 from tsu_core.testing.readme import (
     ReadmeExample,
+    readme_commands,
+    readme_commands_test,
     readme_examples,
     readme_test,
+    run_readme_command,
     run_readme_example,
 )
 
@@ -37,9 +42,12 @@ __all__ = [
     "frustrated_model",
     "random_categorical_model",
     "random_spin_model",
+    "readme_commands",
+    "readme_commands_test",
     "readme_examples",
     "readme_test",
     "ring_correlations",
     "ring_model",
+    "run_readme_command",
     "run_readme_example",
 ]

@@ -1,39 +1,61 @@
-"""The Python examples of a Markdown file, read and run by each package's tests so a README
-example that breaks fails CI.
+"""The examples of a Markdown file, read and run by each package's tests so that a README
+example or command that breaks fails CI.
 
-Every ```` ```python ```` fenced block is one example. A block that cannot run on a CPU in a few
-seconds is marked by an HTML comment on the last non-blank line above its fence,
+Every ```` ```python ```` fenced block is one Python example (`readme_examples`). Every
+```` ```bash ````, ```` ```sh ```` or unlabelled fenced block is one command block
+(`readme_commands`), run by bash as written from the top of a clone of the repository.
 
-    <!-- example: skip (GPU-size, trains for 10 minutes) -->
+A block that is not run is marked by an HTML comment on the last non-blank line above its fence,
 
-and its test reports it as skipped with that reason. Standard library only.
+    <!-- example: skip (installs packages; the test environment has them) -->
+
+and its test reports it as skipped with that reason. A command block too large for a CPU says
+so where the reader sees it, in its first line:
+
+    # GPU-size (the paper preset trains for hours on a CPU); the CPU size is below
+
+and the command block next to it (before or after) must be one that runs: its CPU-sized
+sibling. Standard library only.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-_OPENING = re.compile(r"^(\s*)(`{3,})\s*python\b")
+_PYTHON = re.compile(r"^(\s*)(`{3,})\s*python\b")
+_COMMANDS = re.compile(r"^(\s*)(`{3,})\s*(?:bash|sh)?\s*$")
 _DIRECTIVE = re.compile(r"^\s*<!--\s*example:(.*?)-->\s*$")
 _SKIP = re.compile(r"^\s*skip\s*\((.+)\)\s*$")
+_GPU_SIZE = re.compile(r"^#\s*(GPU-size\b.*)$")
 # Paths that exist on one machine only: a README example must run in a fresh clone.
 _MACHINE_PATH = re.compile(
     r"""["'](?:/work/|/home/|/root/|/tmp/|/mnt/|[A-Za-z]:\\|(?:\.\./)+shared)"""
 )
+# In a command that runs: absolute paths of one machine (outputs go under the clone's top).
+_MACHINE_PATH_IN_COMMAND = re.compile(r"(?<![\w.])(?:/work|/home|/root|/tmp|/mnt)/\S*")
+# What a command block's test sees of the repository: these entries of its top, and the
+# `shared/` folder beside it where there is one (as on CI and the development machines).
+CLONE_ENTRIES = ("packages", "benchmarks", "examples", "docs", "pyproject.toml", "noxfile.py")
+# Set to 0 to skip the command blocks (nox sets it for all but a package's first backend).
+COMMANDS_VARIABLE = "TSU_README_COMMANDS"
 
 
 class ReadmeExample(NamedTuple):
-    """One ```` ```python ```` block of a Markdown file.
+    """One fenced block of a Markdown file: a Python example or a block of shell commands.
 
     **Fields:**
 
     - `path`: the Markdown file.
     - `line`: the 1-based line of the block's opening fence.
     - `code`: the block's source, its fence's indentation removed.
-    - `skip`: the reason given by a `<!-- example: skip (reason) -->` above it, else None.
+    - `skip`: why the block is not run (a `<!-- example: skip (reason) -->` above it, or a
+      command block's `# GPU-size ...` first line), else None.
     """
 
     path: Path
@@ -48,30 +70,68 @@ def readme_examples(path: str | Path) -> list[ReadmeExample]:
     **Raises:** `ValueError` for a block without a closing fence, or an `<!-- example: ... -->`
     comment other than `skip (reason)`.
     """
+    return _blocks(Path(path), _PYTHON)
+
+
+def readme_commands(path: str | Path) -> list[ReadmeExample]:
+    """The command blocks (```` ```bash ````, ```` ```sh ```` or unlabelled) of the Markdown
+    file at `path`, in order; a block whose first line is `# GPU-size ...` is skipped with that
+    line as its reason.
+
+    **Raises:** `ValueError` as `readme_examples`, and for a GPU-size block marked only in an
+    HTML comment (the reader would not see it) or without a command block that runs next to it.
+    """
     path = Path(path)
+    blocks = []
+    for block in _blocks(path, _COMMANDS):
+        first = block.code.lstrip().splitlines()[0] if block.code.strip() else ""
+        gpu_size = _GPU_SIZE.match(first)
+        if block.skip and block.skip.startswith("GPU-size") and not gpu_size:
+            raise ValueError(
+                f"{path}:{block.line}: a GPU-size command block says so in its first line, "
+                "`# GPU-size (why)`, where the reader sees it"
+            )
+        blocks.append(block._replace(skip=gpu_size.group(1)) if gpu_size else block)
+    for index, block in enumerate(blocks):
+        if block.skip is None or not block.skip.startswith("GPU-size"):
+            continue
+        neighbours = blocks[max(index - 1, 0) : index] + blocks[index + 1 : index + 2]
+        if not any(neighbour.skip is None for neighbour in neighbours):
+            raise ValueError(
+                f"{path}:{block.line}: a GPU-size command block needs its CPU-sized sibling, "
+                "a command block that runs, right before or after it"
+            )
+    return blocks
+
+
+def _blocks(path: Path, opening_pattern: re.Pattern[str]) -> list[ReadmeExample]:
     lines = path.read_text(encoding="utf-8").splitlines()
-    examples = []
+    blocks = []
     index = 0
     while index < len(lines):
-        opening = _OPENING.match(lines[index])
+        opening = re.match(r"^\s*(`{3,})", lines[index])
         if opening is None:
             index += 1
             continue
-        indent, fence = opening.group(1), opening.group(2)
+        fence = opening.group(1)
         end = index + 1
-        while end < len(lines) and not lines[end].strip().startswith(fence):
+        while end < len(lines) and not re.fullmatch(f"{fence}`*", lines[end].strip()):
             end += 1
         if end == len(lines):
-            raise ValueError(f"{path}:{index + 1}: the ```python block is never closed")
-        body = [
-            line[len(indent) :] if line.startswith(indent) else line
-            for line in lines[index + 1 : end]
-        ]
-        examples.append(
-            ReadmeExample(path, index + 1, "\n".join(body) + "\n", _skip_reason(lines, index, path))
-        )
+            raise ValueError(
+                f"{path}:{index + 1}: the {lines[index].strip()} block is never closed"
+            )
+        wanted = opening_pattern.match(lines[index])
+        if wanted is not None:
+            indent = wanted.group(1)
+            body = [
+                line[len(indent) :] if line.startswith(indent) else line
+                for line in lines[index + 1 : end]
+            ]
+            code = "\n".join(body) + "\n"
+            blocks.append(ReadmeExample(path, index + 1, code, _skip_reason(lines, index, path)))
         index = end + 1
-    return examples
+    return blocks
 
 
 def _skip_reason(lines: list[str], fence_index: int, path: Path) -> str | None:
@@ -111,6 +171,73 @@ def run_readme_example(example: ReadmeExample) -> dict:
     return namespace
 
 
+def repository_root(path: str | Path) -> Path:
+    """The top of the repository holding the Markdown file at `path` (the nearest folder at or
+    above it that has `packages/`)."""
+    path = Path(path).resolve()
+    for folder in (path.parent, *path.parents):
+        if (folder / "packages").is_dir():
+            return folder
+    raise ValueError(f"{path}: no folder with packages/ at or above it")
+
+
+def clone_view(root: str | Path, directory: str | Path) -> Path:
+    """A folder `directory/clone` that looks like the top of a clone of `root` (links to its
+    `CLONE_ENTRIES`, and `directory/shared` linked to the `shared/` beside `root` where there is
+    one), so that a command run there reads what a clone has and writes under `directory`."""
+    root, directory = Path(root), Path(directory)
+    clone = directory / "clone"
+    clone.mkdir(parents=True, exist_ok=True)
+    for name in CLONE_ENTRIES:
+        if (root / name).exists() and not (clone / name).exists():
+            (clone / name).symlink_to(root / name)
+    shared = root.parent / "shared"
+    if shared.is_dir() and not (directory / "shared").exists():
+        (directory / "shared").symlink_to(shared)
+    return clone
+
+
+def run_readme_command(
+    block: ReadmeExample, directory: str | Path, *, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run a command block with bash (`-e -o pipefail`: the first failing command fails it) from
+    `clone_view(...)` under `directory`, with this Python's scripts first on PATH (the
+    environment's command lines).
+
+    **Raises:** `ValueError` if the block names an absolute path of one machine (`/tmp/...`,
+    `/work/...`); `AssertionError` naming the Markdown line and the output's end if a command
+    fails or the block runs longer than `timeout` seconds.
+    """
+    machine_path = _MACHINE_PATH_IN_COMMAND.search(block.code)
+    if machine_path is not None:
+        raise ValueError(
+            f"{block.path}:{block.line}: the command names a machine path "
+            f"({machine_path.group(0)}); use a path relative to the top of the clone"
+        )
+    clone = clone_view(repository_root(block.path), directory)
+    scripts = str(Path(sys.executable).parent)
+    environment = {**os.environ, "PATH": scripts + os.pathsep + os.environ.get("PATH", "")}
+    try:
+        done = subprocess.run(
+            ["bash", "-e", "-o", "pipefail", "-c", block.code],
+            cwd=clone,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        raise AssertionError(
+            f"{block.path}:{block.line}: the commands ran over {timeout:g} s; shrink their CPU size"
+        ) from None
+    if done.returncode != 0:
+        output = (done.stdout + done.stderr)[-4000:]
+        raise AssertionError(
+            f"{block.path}:{block.line}: a command failed with status {done.returncode}:\n{output}"
+        )
+    return done
+
+
 def readme_test(path: str | Path) -> Callable[..., None]:
     """A pytest test running each example of the Markdown file at `path` as written, in a
     fresh temporary directory, one case per block (id `line-N`); skipped blocks are reported
@@ -130,3 +257,24 @@ def readme_test(path: str | Path) -> Callable[..., None]:
         run_readme_example(example)
 
     return test_readme_example
+
+
+def readme_commands_test(path: str | Path, *, timeout: float = 600) -> Callable[..., None]:
+    """A pytest test running each command block of the Markdown file at `path` as written
+    (`run_readme_command`), in a fresh temporary directory, one case per block (id `line-N`);
+    skipped and GPU-size blocks are reported with their reason. All are skipped where the
+    environment variable `TSU_README_COMMANDS` is 0 (nox sets it for every test backend of a
+    package but its first: the commands need not run once per backend). A package's tests use it
+    as `test_readme_command = readme_commands_test(README)`.
+    """
+    import pytest
+
+    @pytest.mark.parametrize("block", readme_commands(path), ids=lambda block: f"line-{block.line}")
+    def test_readme_command(block: ReadmeExample, tmp_path: Path) -> None:
+        if block.skip:
+            pytest.skip(block.skip)
+        if os.environ.get(COMMANDS_VARIABLE, "1") == "0":
+            pytest.skip(f"{COMMANDS_VARIABLE}=0: README commands run with another backend")
+        run_readme_command(block, tmp_path, timeout=timeout)
+
+    return test_readme_command
