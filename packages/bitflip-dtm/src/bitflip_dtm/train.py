@@ -36,12 +36,12 @@ import torch
 import torch.distributed as distributed
 
 import tsu_core
-from bitflip_dtm._arrays import to_torch
 from bitflip_dtm.config import Config
 from bitflip_dtm.data import data_spins
 from bitflip_dtm.mixing import adapt_penalty, chain_autocorrelation
 from bitflip_dtm.model import DTM
 from bitflip_dtm.sample import chain_start, compile_program
+from tsu_core.arrays import to_torch
 
 log = logging.getLogger(__name__)
 
