@@ -17,11 +17,12 @@ import jax
 import jax.numpy as jnp
 from thrml.models.discrete_ebm import CategoricalGibbsConditional, SpinGibbsConditional
 
+from tsu_core.arrays import to_jax
 from tsu_core.keys import as_key
 from tsu_core.protocol import Capabilities
 from tsu_core.request import check_beta, check_primitive_input, check_shape, check_supported
 from tsu_core.topology import Topology
-from tsu_thrml.convert import MAX_CATEGORIES, decode_states, jax_key, to_jax
+from tsu_thrml.convert import MAX_CATEGORIES, decode_states, jax_key
 from tsu_thrml.program import CompiledTopology, ThrmlProgram
 
 CACHE_SIZE = 16
