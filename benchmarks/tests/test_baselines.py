@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _baselines import torch_rbm_runner
 
 from tsu_core import ExactDistribution, Parameters, Topology
-from tsu_jax_sim.bench import torch_rbm_runner
 
 
 def test_plain_torch_rbm_matches_enumeration() -> None:
