@@ -1,4 +1,5 @@
-"""Gradient averaging over two gloo processes, against the mean computed by hand."""
+"""Gradient averaging over two gloo processes (launched by torchrun), against the mean computed
+by hand."""
 
 import json
 import subprocess
@@ -7,14 +8,13 @@ import textwrap
 
 import pytest
 
-# Each rank is a fresh interpreter; rank r holds gradients r + 1 and (r + 1) * [1, 2, 3].
+# Rank r holds gradients r + 1 and (r + 1) * [1, 2, 3], and a parameter without a gradient.
 WORKER = textwrap.dedent(
     """
-    import json, sys, torch, torch.distributed as distributed
+    import json, os, sys, torch, torch.distributed as distributed
     from tsu_core.distributed import average_gradients
-    rank, init_file = int(sys.argv[1]), sys.argv[2]
-    distributed.init_process_group("gloo", init_method="file://" + init_file, rank=rank,
-                                   world_size=2)
+    distributed.init_process_group("gloo")
+    rank = distributed.get_rank()
     result = {}
     for zero_missing in (False, True):
         scalar, vector, unused = (torch.nn.Parameter(torch.zeros(n)) for n in (1, 3, 2))
@@ -24,7 +24,8 @@ WORKER = textwrap.dedent(
         result[str(zero_missing)] = [
             None if p.grad is None else p.grad.tolist() for p in (scalar, vector, unused)
         ]
-    print(json.dumps(result))
+    with open(os.path.join(sys.argv[1], f"{rank}.json"), "w") as handle:
+        json.dump(result, handle)
     distributed.destroy_process_group()
     """
 )
@@ -34,19 +35,18 @@ def test_two_ranks_average_their_gradients(tmp_path):
     torch = pytest.importorskip("torch")
     if not torch.distributed.is_available():
         pytest.skip("torch.distributed is not available")
-    script = tmp_path / "worker.py"
-    script.write_text(WORKER)
-    init = tmp_path / "init"
-    ranks = [
-        subprocess.Popen(
-            [sys.executable, str(script), str(rank), str(init)], stdout=subprocess.PIPE, text=True
-        )
-        for rank in range(2)
-    ]
-    outputs = [process.communicate(timeout=120)[0] for process in ranks]
-    assert [process.returncode for process in ranks] == [0, 0]
+    (tmp_path / "worker.py").write_text(WORKER)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    launched = subprocess.run(
+        [*command, str(tmp_path / "worker.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert launched.returncode == 0, launched.stderr[-2000:]
     expected = {
         "False": [[1.5], [1.5, 3.0, 4.5], None],
         "True": [[1.5], [1.5, 3.0, 4.5], [0.0, 0.0]],
     }
-    assert [json.loads(output) for output in outputs] == [expected, expected]
+    for rank in range(2):
+        assert json.loads((tmp_path / f"{rank}.json").read_text()) == expected, rank
