@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import jax
 import numpy as np
 
 
@@ -27,6 +26,7 @@ def thrml_ising_runner(
 ) -> Callable[[int], Any]:
     """A function key -> final states of `num_chains` thrml chains after `num_sweeps` block
     Gibbs sweeps of thrml's IsingEBM over the given colouring (jit-compiled, chains vmapped)."""
+    import jax
     import jax.numpy as jnp
     from thrml import Block, SamplingSchedule, SpinNode, sample_states
     from thrml.models import IsingEBM, IsingSamplingProgram, hinton_init
