@@ -278,10 +278,11 @@ def bench(session: nox.Session) -> None:
     packages = _packages()
     env = _shared_env(session, packages)
     python = str(env / "bin" / "python")
-    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+    for script in sorted((ROOT / "benchmarks").glob("[!_]*.py")):  # _*.py: their helpers
         if script.name == "report.py":
             continue  # writes the results page; not a benchmark
         session.run(python, str(script), "--quick", *session.posargs, external=True)
+    session.run(python, "-m", "pytest", str(ROOT / "benchmarks" / "tests"), external=True)
 
 
 @nox.session

@@ -155,9 +155,7 @@ def main() -> None:
     device_name = _device_name(device)
 
     def emit(what: str, value: float, unit: str, **extra) -> None:
-        line = {"what": what, "config": {**common, **extra}, "device": device_name,
-                "value": value, "unit": unit}  # fmt: skip
-        print(json.dumps(line), flush=True)
+        emit(what, {**common, **extra}, value, unit, device_name)
 
     print(json.dumps({"what": "run", "config": config.to_dict(), "device": device_name,
                       "train_images": len(images), "held_out_images": len(held_out)}), flush=True)  # fmt: skip

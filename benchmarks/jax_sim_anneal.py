@@ -18,10 +18,11 @@ import argparse
 import time
 
 import numpy as np
+from _jsonl import emit_jax
+from _timing import block
 
 from tsu_core import Parameters, Topology, energy, geometric
 from tsu_jax_sim import JaxSimBackend
-from tsu_jax_sim.bench import block, emit
 
 
 def compare(
@@ -56,9 +57,9 @@ def compare(
     seconds = time.perf_counter() - began
     per_spin = energy(topology, parameters, np.asarray(result.final_state)) / topology.num_nodes
     label = {**config, "impl": "jax-sim metropolis"}
-    emit("SA median energy per spin", label, np.median(per_spin), "energy/spin")
-    emit("SA best energy per spin", label, per_spin.min(), "energy/spin")
-    emit("SA time", label, seconds, "s")
+    emit_jax("SA median energy per spin", label, np.median(per_spin), "energy/spin")
+    emit_jax("SA best energy per spin", label, per_spin.min(), "energy/spin")
+    emit_jax("SA time", label, seconds, "s")
     try:
         from dwave.samplers import SimulatedAnnealingSampler
     except ImportError:
@@ -81,9 +82,9 @@ def compare(
     seconds = time.perf_counter() - began
     theirs = answer.record.energy / topology.num_nodes
     label = {**config, "impl": "dwave-samplers SimulatedAnnealingSampler"}
-    emit("SA median energy per spin", label, np.median(theirs), "energy/spin")
-    emit("SA best energy per spin", label, theirs.min(), "energy/spin")
-    emit("SA time", label, seconds, "s")
+    emit_jax("SA median energy per spin", label, np.median(theirs), "energy/spin")
+    emit_jax("SA best energy per spin", label, theirs.min(), "energy/spin")
+    emit_jax("SA time", label, seconds, "s")
 
 
 def main() -> None:

@@ -22,12 +22,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _jsonl import emit_jax
 from jax_sim_graphs import dtm_like_graph
 
 from tsu_core import Parameters, Topology
 from tsu_core.request import SampleRequest
 from tsu_jax_sim import JaxSimBackend, node_major
-from tsu_jax_sim.bench import emit
 
 
 def dispatch_milliseconds(call: Callable[[], Any], repeats: int = 10) -> tuple[float, float]:
@@ -90,12 +90,12 @@ def costs(name: str, topology: Topology, chains: int, backend: JaxSimBackend) ->
     config = {"graph": name, "nodes": topology.num_nodes, "chains": chains}
     for piece, call in pieces.items():
         ready = dispatch_milliseconds(call)[1]
-        emit("sample call cost", {**config, "piece": piece}, ready, "ms")
+        emit_jax("sample call cost", {**config, "piece": piece}, ready, "ms")
     for sweeps in (1, 100):
         returned, ready = dispatch_milliseconds(pieces[f"whole call, {sweeps} sweeps"])
         piece = f"whole call, {sweeps} sweeps"
-        emit("host time until the call returns", {**config, "piece": piece}, returned, "ms")
-        emit("time until its result is ready", {**config, "piece": piece}, ready, "ms")
+        emit_jax("host time until the call returns", {**config, "piece": piece}, returned, "ms")
+        emit_jax("time until its result is ready", {**config, "piece": piece}, ready, "ms")
 
 
 def main() -> None:

@@ -6,7 +6,7 @@
   to padded neighbour lists (gather).
 * rbm: 784 visible x 500 hidden, complete bipartite, 1000 chains; jax-sim's dense layout in
   float32 ("highest") and bfloat16 weights with float32 accumulation, and a plain PyTorch RBM
-  (`tsu_jax_sim.bench.torch_rbm_runner`) on the same device in both precisions. `--unroll`
+  (`_baselines.torch_rbm_runner`) on the same device in both precisions. `--unroll`
   adds bfloat16 runs with other unroll depths (sweeps per loop iteration; default 8 on GPUs).
 
 jax-sim gets its parameters as device arrays (as a training loop holds them); thrml's are
@@ -22,10 +22,12 @@ import argparse
 
 import jax.numpy as jnp
 import numpy as np
+from _baselines import thrml_ising_runner, torch_rbm_runner
+from _jsonl import emit_jax
+from _timing import time_call
 
 from tsu_core import Parameters, Topology
 from tsu_jax_sim import JaxSimBackend
-from tsu_jax_sim.bench import emit, thrml_ising_runner, time_call, torch_rbm_runner
 from tsu_jax_sim.fused_dense import FusedDenseSweep
 
 
@@ -78,12 +80,12 @@ def run_case(name, topology, parameters, chains, sweeps, backends, thrml) -> dic
         seconds = timed(sweeps)
         kernel = ", fused Pallas" if isinstance(program.node_major, FusedDenseSweep) else ""
         impl = f"jax-sim {label} ({program.layout_kind}{kernel})"
-        rates[label] = emit(
+        rates[label] = emit_jax(
             "block Gibbs updates", {**config, "impl": impl}, updates / seconds / 1e9, "updates/ns"
         )["value"]
         # The sweeps alone, without the fixed cost of a call: the slope from S to 4 S sweeps.
         per_sweep = max((timed(4 * sweeps) - seconds) / (3 * sweeps), 1e-12)
-        emit(
+        emit_jax(
             "block Gibbs updates per sweep (slope from S to 4 S sweeps)",
             {**config, "impl": impl},
             topology.num_nodes * chains / per_sweep / 1e9,
@@ -91,7 +93,7 @@ def run_case(name, topology, parameters, chains, sweeps, backends, thrml) -> dic
         )
     if "bfloat16 unfused" in rates:
         ratio = rates["bfloat16"] / rates["bfloat16 unfused"]
-        emit("ratio jax-sim bfloat16 / bfloat16 unfused (whole calls)", config, ratio, "x")
+        emit_jax("ratio jax-sim bfloat16 / bfloat16 unfused (whole calls)", config, ratio, "x")
     if not thrml:
         return rates
     try:
@@ -109,14 +111,14 @@ def run_case(name, topology, parameters, chains, sweeps, backends, thrml) -> dic
         print('{"note": "thrml not installed: pip install thrml"}')
         return rates
     seconds = time_call(lambda: run(5))
-    theirs = emit(
+    theirs = emit_jax(
         "block Gibbs updates",
         {**config, "impl": "thrml 0.1.4 IsingEBM"},
         updates / seconds / 1e9,
         "updates/ns",
     )["value"]
     for label, value in rates.items():
-        emit(f"ratio jax-sim {label} / thrml", config, value / theirs, "x")
+        emit_jax(f"ratio jax-sim {label} / thrml", config, value / theirs, "x")
     return rates
 
 
@@ -143,12 +145,14 @@ def compare_torch(name, topology, parameters, chains, sweeps, rates) -> None:
             return
         seconds = time_call(lambda run=run: run(5))
         impl = f"plain torch {dtype} (matmul + rand + sigmoid per half sweep)"
-        theirs = emit(
+        theirs = emit_jax(
             "block Gibbs updates", {**config, "impl": impl}, updates / seconds / 1e9, "updates/ns"
         )["value"]
         for label, value in rates.items():
             if label.startswith(dtype):
-                emit(f"ratio jax-sim {label} / plain torch {dtype}", config, value / theirs, "x")
+                emit_jax(
+                    f"ratio jax-sim {label} / plain torch {dtype}", config, value / theirs, "x"
+                )
 
 
 def main() -> None:

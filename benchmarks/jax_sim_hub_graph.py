@@ -21,12 +21,12 @@ import statistics
 import time
 
 import numpy as np
+from _jsonl import emit_jax
 
 from bitflip_dtm.config import preset
 from bitflip_dtm.graph import build_graph
 from tsu_core import Clamp, Parameters
 from tsu_jax_sim import JaxSimBackend, node_major
-from tsu_jax_sim.bench import emit
 
 
 def main() -> None:
@@ -78,15 +78,15 @@ def main() -> None:
 
         start = time.perf_counter()
         call(0)
-        emit("first call (compile + run)", config, time.perf_counter() - start, "s")
+        emit_jax("first call (compile + run)", config, time.perf_counter() - start, "s")
         times = []
         for repeat in range(arguments.repeats):
             start = time.perf_counter()
             call(repeat + 1)
             times.append(time.perf_counter() - start)
         median = statistics.median(times)
-        emit("call", config, median * 1e3, "ms")
-        emit("free spin updates per ns", config, free_updates / median / 1e9, "updates/ns")
+        emit_jax("call", config, median * 1e3, "ms")
+        emit_jax("free spin updates per ns", config, free_updates / median / 1e9, "updates/ns")
     node_major.UNROLL_SLOTS = default
 
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from _baselines import thrml_ising_runner
+from _jsonl import emit_jax
+from _timing import time_call
 
 from tsu_core import Topology, ising2d
 from tsu_core.constructors import lattice_2d
 from tsu_jax_sim import JaxSimBackend
-from tsu_jax_sim.bench import emit, thrml_ising_runner, time_call
 from tsu_jax_sim.multispin import PackedIsing, packed_energy_per_spin
 
 
@@ -49,7 +51,7 @@ def main() -> None:
             )
         )
         updates = side * side * chains * sweeps
-        ours = emit(
+        ours = emit_jax(
             "ising2d spin updates",
             {**config, "impl": f"jax-sim {program.layout_kind} heat bath (protocol sample)"},
             updates / seconds / 1e9,
@@ -61,7 +63,7 @@ def main() -> None:
         seconds = time_call(
             lambda m=model, x=state, n=packed_sweeps: m.run(x, seed=3, beta=beta, num_sweeps=n)
         )
-        packed = emit(
+        packed = emit_jax(
             "ising2d spin updates",
             {**config, "impl": "jax-sim multispin packed Metropolis (32 chains/word)"},
             side * side * chains * packed_sweeps / seconds / 1e9,
@@ -70,7 +72,7 @@ def main() -> None:
         final = model.run(state, seed=4, beta=beta, num_sweeps=packed_sweeps)
         per_spin = np.asarray(packed_energy_per_spin(*final))
         exact, _ = ising2d.kaufman_energy(beta, side)
-        emit(
+        emit_jax(
             "ising2d multispin energy per spin after the timed sweeps (ordered start)",
             {
                 **config,
@@ -101,14 +103,14 @@ def main() -> None:
             print('{"note": "thrml not installed: pip install thrml"}')
             continue
         seconds = time_call(lambda r=run: r(5))
-        theirs = emit(
+        theirs = emit_jax(
             "ising2d spin updates",
             {**config, "impl": "thrml 0.1.4 IsingEBM checkerboard"},
             updates / seconds / 1e9,
             "updates/ns",
         )["value"]
-        emit(f"ising2d ratio jax-sim {program.layout_kind} / thrml", config, ours / theirs, "x")
-        emit("ising2d ratio jax-sim multispin / thrml", config, packed / theirs, "x")
+        emit_jax(f"ising2d ratio jax-sim {program.layout_kind} / thrml", config, ours / theirs, "x")
+        emit_jax("ising2d ratio jax-sim multispin / thrml", config, packed / theirs, "x")
 
 
 if __name__ == "__main__":

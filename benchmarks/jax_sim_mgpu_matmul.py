@@ -25,9 +25,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _jsonl import emit_jax
 from jax.experimental.pallas.ops.gpu import hopper_matmul_mgpu as hopper
-
-from tsu_jax_sim.bench import emit
 
 SHAPES = {"hidden update": (512, 832, 1024), "visible update": (832, 512, 1024)}  # m, k, n
 
@@ -77,7 +76,9 @@ def main() -> None:
             .lower(lowering_platforms=("cuda",))
         )
         config_row = {"shape": "hidden update", "impl": label(config)}
-        emit("lowered for CUDA (bytes of StableHLO)", config_row, len(lowered.as_text()), "bytes")
+        emit_jax(
+            "lowered for CUDA (bytes of StableHLO)", config_row, len(lowered.as_text()), "bytes"
+        )
         return
     from jax.experimental.mosaic.gpu import profiler
 
@@ -89,7 +90,7 @@ def main() -> None:
         _, times = profiler.measure(
             lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32), iterations=20
         )(weights, spins)
-        emit(
+        emit_jax(
             "matmul kernel time",
             {**row, "impl": "XLA jnp.matmul"},
             statistics.median(times) * 1e3,
@@ -102,10 +103,10 @@ def main() -> None:
                     lambda a, b, config=config: hopper.matmul(a, b, None, config), iterations=20
                 )(weights, spins)
             except Exception as error:  # a config this shape or the shared memory refuses
-                emit("matmul failed", {**row, "impl": impl, "error": repr(error)[:200]}, 0, "")
+                emit_jax("matmul failed", {**row, "impl": impl, "error": repr(error)[:200]}, 0, "")
                 continue
             error = float(np.max(np.abs(np.asarray(out, np.float32) - exact)))
-            emit(
+            emit_jax(
                 "matmul kernel time",
                 {**row, "impl": impl, "max abs error (bfloat16 output)": error},
                 statistics.median(times) * 1e3,

@@ -26,11 +26,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _jsonl import emit_jax
+from _timing import time_call
 from jax.experimental import pallas as pl
 
 from tsu_core import Topology
 from tsu_jax_sim import fused_dense, node_major
-from tsu_jax_sim.bench import emit, time_call
 from tsu_jax_sim.fused_dense import FusedDenseSweep, Tiling
 from tsu_jax_sim.layouts import make_layout
 
@@ -223,17 +224,19 @@ def main() -> None:
             try:
                 seconds = per_sweep_seconds(run, sweeps)
             except Exception as error:  # a tiling Triton cannot compile: report it, go on
-                emit("sweep failed", {**config, "impl": name, "error": repr(error)[:300]}, 0, "")
+                emit_jax(
+                    "sweep failed", {**config, "impl": name, "error": repr(error)[:300]}, 0, ""
+                )
                 continue
             timings.setdefault(name, []).append(seconds)
             if arguments.rounds > 1:
                 row = {**config, "impl": name, "round": round_index}
-                emit("microseconds per sweep, one round", row, seconds * 1e6, "us")
+                emit_jax("microseconds per sweep, one round", row, seconds * 1e6, "us")
     for name, values in timings.items():
         seconds = float(np.median(values))
         row = {**config, "impl": name, "rounds": len(values)}
-        emit("microseconds per sweep", row, seconds * 1e6, "us")
-        emit("updates per ns (per sweep)", row, updates / seconds / 1e9, "updates/ns")
+        emit_jax("microseconds per sweep", row, seconds * 1e6, "us")
+        emit_jax("updates per ns (per sweep)", row, updates / seconds / 1e9, "updates/ns")
 
 
 if __name__ == "__main__":

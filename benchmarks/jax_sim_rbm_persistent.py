@@ -28,13 +28,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _jsonl import emit_jax
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 from jax_sim_rbm_kernel import per_sweep_seconds, sweep_runner
 
 from tsu_core import Topology
 from tsu_jax_sim import node_major
-from tsu_jax_sim.bench import emit
 from tsu_jax_sim.fused_dense import DEFAULT_TILING, FusedDenseSweep, heat_bath
 from tsu_jax_sim.layouts import make_layout
 from tsu_jax_sim.philox import mulhilo_ptx, philox_bits
@@ -170,14 +170,16 @@ def main() -> None:
         lowered = run_persistent.trace(
             prepared, free, parts, keys, jnp.ones(3), size=max(tiles)
         ).lower(lowering_platforms=("cuda",))
-        emit("lowered for CUDA (bytes of StableHLO)", config, len(lowered.as_text()), "bytes")
+        emit_jax("lowered for CUDA (bytes of StableHLO)", config, len(lowered.as_text()), "bytes")
         return
 
     per_block = sweep_runner(plan, weights, biases, states, clamped)
     reference = [np.asarray(part) for part in per_block(7)]
     ours = [np.asarray(part) for part in persistent(max(tiles))(7)]
     differ = np.mean([np.mean(a != b) for a, b in zip(ours, reference, strict=True)])
-    emit("persistent vs per-block kernels: spins that differ after 7 sweeps", config, differ, "")
+    emit_jax(
+        "persistent vs per-block kernels: spins that differ after 7 sweeps", config, differ, ""
+    )
     variants = {
         "one kernel per block per sweep (lax.scan)": per_block,
         f"persistent, {max(tiles)} instances per chain tile, 8 warps": persistent(max(tiles)),
@@ -187,8 +189,10 @@ def main() -> None:
     updates = topology.num_nodes * chains
     for name, run in variants.items():
         seconds = per_sweep_seconds(run, 200)
-        emit("microseconds per sweep", {**config, "impl": name}, seconds * 1e6, "us")
-        emit("updates per ns (per sweep)", {**config, "impl": name}, updates / seconds / 1e9, "")
+        emit_jax("microseconds per sweep", {**config, "impl": name}, seconds * 1e6, "us")
+        emit_jax(
+            "updates per ns (per sweep)", {**config, "impl": name}, updates / seconds / 1e9, ""
+        )
 
 
 if __name__ == "__main__":

@@ -24,12 +24,12 @@ from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
+from _jsonl import emit_jax
 from jax_sim_graphs import dtm_like_graph
 from profile_events import CALL_MARK, device_events, device_kernels, record
 
 from tsu_core import Parameters, Topology
 from tsu_jax_sim import JaxSimBackend
-from tsu_jax_sim.bench import emit
 
 
 def traced_calls(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -162,19 +162,21 @@ def main() -> None:
         config = {"graph": name, "chains": chains, "sweeps": sweeps, "layout": program.layout_kind}
         for piece, microseconds in summarise(events).items():
             unit = "events" if piece == "device events" else "us"
-            emit("sample call trace", {**config, "piece": piece}, microseconds, unit)
+            emit_jax("sample call trace", {**config, "piece": piece}, microseconds, unit)
         for kernel, number, microseconds in kernel_counts(events):
-            emit(
+            emit_jax(
                 "device events per call by name",
                 {**config, "kernel": kernel[:120], "events": number},
                 microseconds,
                 "us",
             )
         for span, microseconds in host_spans(events):
-            emit("host span before the first kernel", {**config, "span": span}, microseconds, "us")
+            emit_jax(
+                "host span before the first kernel", {**config, "span": span}, microseconds, "us"
+            )
         if arguments.timeline is not None:
             for side, offset, duration, event in timeline(events, arguments.timeline):
-                emit(
+                emit_jax(
                     "time line of a call: event duration",
                     {**config, "side": side, "start_us": round(offset, 1), "event": event[:120]},
                     duration,

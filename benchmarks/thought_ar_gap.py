@@ -27,7 +27,8 @@ import copy
 import logging
 import sys
 
-from thought_perplexity import emit, train_and_evaluate
+from _jsonl import emit_torch
+from thought_perplexity import train_and_evaluate
 
 from thought_diffusion import read_text
 
@@ -42,7 +43,7 @@ def train(kind: str, rate: float, steps: int, arguments: argparse.Namespace, tex
     config, result, _ = train_and_evaluate(MODELS[kind], settings, text)
     config |= {"objective": kind, "perplexity": result["perplexity"]}
     what = "val_perplexity_bound" if kind == "diffusion" else "val_perplexity"
-    emit(what, config, result["perplexity"], "perplexity")
+    emit_torch(what, config, result["perplexity"], "perplexity")
     return config
 
 
@@ -89,7 +90,7 @@ def main() -> None:
         "diffusion": {k: diffusion[k] for k in ("learning_rate", "steps", "train_seconds")},
     }
     gap = 100 * (diffusion["perplexity"] / autoregressive["perplexity"] - 1)
-    emit(
+    emit_torch(
         "gap_equal_tokens_percent",
         summary | {"autoregressive": {k: autoregressive[k] for k in ("learning_rate", "steps")}},
         gap,
@@ -100,7 +101,7 @@ def main() -> None:
     steps = max(1, round(diffusion["train_seconds"] / seconds_per_step))
     timed = train("autoregressive", autoregressive["learning_rate"], steps, arguments, text)
     gap = 100 * (diffusion["perplexity"] / timed["perplexity"] - 1)
-    emit(
+    emit_torch(
         "gap_equal_time_percent",
         summary | {"autoregressive": {k: timed[k] for k in ("learning_rate", "steps")}},
         gap,

@@ -32,7 +32,6 @@ by its wall time and the device's busy time (their gap is time the GPU waits for
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import statistics
@@ -41,6 +40,7 @@ import time
 from pathlib import Path
 
 import torch
+from _jsonl import emit_torch
 
 import tsu_core
 from thought_diffusion import (
@@ -56,21 +56,6 @@ from thought_diffusion.checkpoint import load_checkpoint
 from thought_diffusion.compiled import MODES as COMPILE_MODES
 from thought_diffusion.diffusion import autoregressive_loss
 from thought_diffusion.tokenizer import ByteTokenizer, tokenizer_from_json
-
-
-def device_name() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    return f"cpu ({torch.get_num_threads()} threads)"
-
-
-def emit(what: str, config: dict, value: float, unit: str) -> None:
-    print(
-        json.dumps(
-            {"what": what, "config": config, "device": device_name(), "value": value, "unit": unit}
-        ),
-        flush=True,
-    )
 
 
 def synchronize() -> None:
@@ -239,7 +224,7 @@ def main() -> None:
         sequence = len(prompt) + arguments.length
         forward = time_forward(model, sequence, stack)
         settings = {"compile": variant, "tokens": sequence, "thought_stack": stack is not None}
-        emit("model_forward_ms", settings, forward, "ms")
+        emit_torch("model_forward_ms", settings, forward, "ms")
         for name, config in decoding_modes(arguments).items():
             median, calls, outputs = measure(model, prompt, config, stack, arguments.repeats)
             settings = {
@@ -259,15 +244,15 @@ def main() -> None:
                 "precision": "bf16 autocast" if device == "cuda" else "fp32",
                 "backend": tsu_core.get_backend().name,
             }
-            emit("generation_tokens_per_second", settings, config.length / median, "tokens/s")
-            emit("generation_ms_per_model_call", settings, 1000 * median / calls, "ms")
+            emit_torch("generation_tokens_per_second", settings, config.length / median, "tokens/s")
+            emit_torch("generation_ms_per_model_call", settings, 1000 * median / calls, "ms")
             if scorer is not None:
                 with torch.no_grad():
                     nats = [
                         float(autoregressive_loss(scorer, out)) / out.shape[1] for out in outputs
                     ]
                 perplexity = math.exp(statistics.mean(nats))
-                emit("generated_text_ar_perplexity", settings, perplexity, "perplexity")
+                emit_torch("generated_text_ar_perplexity", settings, perplexity, "perplexity")
             sample = tokenizer.decode(outputs[0][0].tolist())
             logging.info("%s %s sample: %r", variant, name, sample[:200])
             if arguments.trace is not None:

@@ -32,7 +32,6 @@ Prints JSON lines: {"what", "config", "device", "value", "unit"}.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import sys
@@ -40,6 +39,7 @@ import time
 from pathlib import Path
 
 import torch
+from _jsonl import emit_torch
 
 from thought_diffusion import GenerationConfig, TokenData, TrainConfig, generate, preset, read_text
 from thought_diffusion.generate import remember
@@ -49,17 +49,6 @@ from thought_diffusion.tokenizer import ByteTokenizer
 from thought_diffusion.train import evaluate, memory_reader, train_model
 
 MODELS = ("thought", "baseline", "twin")
-
-
-def device_name() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    return f"cpu ({torch.get_num_threads()} threads)"
-
-
-def emit(what: str, config: dict, value: float, unit: str) -> None:
-    record = {"what": what, "config": config, "device": device_name(), "value": value}
-    print(json.dumps(record | {"unit": unit}), flush=True)
 
 
 def synchronize() -> None:
@@ -168,7 +157,7 @@ def run(name: str, arguments: argparse.Namespace, text: str) -> None:
     autocast = torch.autocast("cuda", torch.bfloat16, enabled=torch.cuda.is_available())
     with autocast:
         bound = evaluate(model, data, train, arguments.eval_batches)["perplexity"]
-        emit("val_perplexity_bound", config, bound, "perplexity")
+        emit_torch("val_perplexity_bound", config, bound, "perplexity")
         for facts in (int(n) for n in arguments.facts.split(",")):
             for distance in (int(d) for d in arguments.distances.split(",")):
                 try:
@@ -178,12 +167,14 @@ def run(name: str, arguments: argparse.Namespace, text: str) -> None:
                         "fact recall, %d facts at distance %d: %s", facts, distance, error
                     )
                     continue
-                emit("fact_recall", config | {"facts": facts, "distance": distance}, value, "exact")
+                emit_torch(
+                    "fact_recall", config | {"facts": facts, "distance": distance}, value, "exact"
+                )
         repeat = repeat_accuracy(model, data, reader, turns, length, arguments.episodes)
-        emit("repeat_accuracy", config | {"distance": turns - 1}, repeat, "token accuracy")
+        emit_torch("repeat_accuracy", config | {"distance": turns - 1}, repeat, "token accuracy")
         cost = generation_cost(model, task, reader, turns - 1, arguments.repeats)
     for key, value in cost.items():
-        emit(f"generation_{key}", config | {"distance": turns - 1}, value, key)
+        emit_torch(f"generation_{key}", config | {"distance": turns - 1}, value, key)
 
 
 def main() -> None:

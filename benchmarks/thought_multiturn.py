@@ -17,24 +17,18 @@ Prints JSON lines: {"what", "config", "device", "value", "unit"}.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import torch
+from _jsonl import emit_torch
 
 from thought_diffusion import ThoughtDiffusionLM, TokenData, TrainConfig, preset, read_text
 from thought_diffusion.checkpoint import load_checkpoint
 from thought_diffusion.tokenizer import ByteTokenizer, tokenizer_from_json
 from thought_diffusion.train import recall_accuracy
-
-
-def device_name() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    return f"cpu ({torch.get_num_threads()} threads)"
 
 
 def main() -> None:
@@ -86,18 +80,7 @@ def main() -> None:
                 "episodes": arguments.batches * train.batch_size,
                 "trained": trained,
             }
-            print(
-                json.dumps(
-                    {
-                        "what": "recall_accuracy",
-                        "config": config,
-                        "device": device_name(),
-                        "value": accuracy,
-                        "unit": "fraction",
-                    }
-                ),
-                flush=True,
-            )
+            emit_torch("recall_accuracy", config, accuracy, "fraction")
 
 
 if __name__ == "__main__":

@@ -21,33 +21,18 @@ Prints JSON lines: {"what", "config", "device", "value", "unit"}.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import sys
 from pathlib import Path
 
 import torch
+from _jsonl import emit_torch
 
 from thought_diffusion import TokenData, TrainConfig, build_tokenizer, preset, read_text
 from thought_diffusion.train import evaluate, recall_accuracy, train_model
 
 MODELS = ("thought", "baseline", "autoregressive")
-
-
-def device_name() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    return f"cpu ({torch.get_num_threads()} threads)"
-
-
-def emit(what: str, config: dict, value: float, unit: str) -> None:
-    print(
-        json.dumps(
-            {"what": what, "config": config, "device": device_name(), "value": value, "unit": unit}
-        ),
-        flush=True,
-    )
 
 
 def train_and_evaluate(
@@ -118,17 +103,17 @@ def train_and_evaluate(
 
 def run(name: str, arguments: argparse.Namespace, text: str) -> None:
     config, result, accuracy = train_and_evaluate(name, arguments, text)
-    emit("val_perplexity_bound", config, result["perplexity"], "perplexity")
+    emit_torch("val_perplexity_bound", config, result["perplexity"], "perplexity")
     later = result["per_turn_nats"][1:]
     if later:
-        emit(
+        emit_torch(
             "val_perplexity_bound_turns_after_first",
             config,
             math.exp(sum(later) / len(later)),
             "perplexity",
         )
     if accuracy is not None:
-        emit("recall_accuracy", config, accuracy, "fraction")
+        emit_torch("recall_accuracy", config, accuracy, "fraction")
 
 
 def main() -> None:

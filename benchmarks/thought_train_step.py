@@ -19,7 +19,7 @@ import argparse
 import tempfile
 
 import torch
-from thought_memory import emit  # the sibling script's JSON-lines writer
+from _jsonl import emit_torch
 
 from thought_diffusion import TokenData, TrainConfig, preset, read_text
 from thought_diffusion.tokenizer import ByteTokenizer
@@ -90,9 +90,11 @@ def main() -> None:
     figures = {}
     for side in SIDES:
         figures[side] = seconds_per_step(side, arguments, data)
-        emit("train_step_seconds", config | {"side": side}, figures[side], "seconds (mean)")
+        emit_torch("train_step_seconds", config | {"side": side}, figures[side], "seconds (mean)")
     ratio = figures["turn_by_turn"] / figures["turns_together"]
-    emit("train_step_speedup", config | {"sides": "turn_by_turn / turns_together"}, ratio, "x")
+    emit_torch(
+        "train_step_speedup", config | {"sides": "turn_by_turn / turns_together"}, ratio, "x"
+    )
 
 
 if __name__ == "__main__":

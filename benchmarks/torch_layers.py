@@ -20,32 +20,15 @@ Prints JSON lines: {"what", "config", "device", "value", "unit"}.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
+from _jsonl import emit_torch
 
 from tsu_torch import ThermalContext, ThermalLinear, ThermodynamicAttention
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({torch.get_num_threads()} threads)"
-
-
-def emit(what: str, config: dict, device: torch.device, value: float, unit: str) -> None:
-    record = {
-        "what": what,
-        "config": config,
-        "device": device_name(device),
-        "value": value,
-        "unit": unit,
-    }
-    print(json.dumps(record), flush=True)
 
 
 def median_seconds(function: Callable[[], object], device: torch.device, repeats: int) -> float:
@@ -89,9 +72,9 @@ def linear_benchmark(
             "width": width,
             "num_samples": num_samples,
         }
-        emit("thermal_linear_seconds", config, device, seconds, "s")
-        emit("linear_tanh_seconds", config, device, baseline, "s")
-        emit("thermal_linear_time_ratio", config, device, seconds / baseline, "ratio")
+        emit_torch("thermal_linear_seconds", config, seconds, "s", device)
+        emit_torch("linear_tanh_seconds", config, baseline, "s", device)
+        emit_torch("thermal_linear_time_ratio", config, seconds / baseline, "ratio", device)
 
 
 def attention_benchmark(
@@ -127,9 +110,11 @@ def attention_benchmark(
             "heads": heads,
             "num_samples": num_samples,
         }
-        emit("thermodynamic_attention_seconds", config, device, seconds, "s")
-        emit("softmax_attention_seconds", config, device, baseline, "s")
-        emit("thermodynamic_attention_time_ratio", config, device, seconds / baseline, "ratio")
+        emit_torch("thermodynamic_attention_seconds", config, seconds, "s", device)
+        emit_torch("softmax_attention_seconds", config, baseline, "s", device)
+        emit_torch(
+            "thermodynamic_attention_time_ratio", config, seconds / baseline, "ratio", device
+        )
 
 
 def dlpack_benchmark(
@@ -149,9 +134,9 @@ def dlpack_benchmark(
     dlpack = median_seconds(through_dlpack, device, arguments.repeats)
     host = median_seconds(through_host, device, arguments.repeats)
     config = {"backend": backend.name, "num_fields": arguments.pbit_size}
-    emit("pbit_dlpack_seconds", config, device, dlpack, "s")
-    emit("pbit_host_copy_seconds", config, device, host, "s")
-    emit("pbit_host_copy_over_dlpack", config, device, host / dlpack, "ratio")
+    emit_torch("pbit_dlpack_seconds", config, dlpack, "s", device)
+    emit_torch("pbit_host_copy_seconds", config, host, "s", device)
+    emit_torch("pbit_host_copy_over_dlpack", config, host / dlpack, "ratio", device)
 
 
 def main() -> None:

@@ -233,7 +233,7 @@ def test_torch_inputs_through_dlpack() -> None:
     initial = torch.ones((8, 6), dtype=torch.int8)
     second = program.sample(tensors, key=4, num_chains=8, num_samples=2)
     assert np.array_equal(np.asarray(first.states), np.asarray(second.states))
-    from tsu_jax_sim.arrays import to_jax
+    from tsu_core.arrays import to_jax
 
     shared = torch.arange(12, dtype=torch.float32)
     assert to_jax(shared).unsafe_buffer_pointer() == shared.data_ptr(), "DLPack copied"

@@ -31,9 +31,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import tsu_core
-from bitflip_dtm._arrays import to_torch
 from bitflip_dtm.model import DTM
 from bitflip_dtm.sample import chain_start
+from tsu_core.arrays import to_torch
 from tsu_core.files import atomic_write
 from tsu_core.frechet import sample_frechet_distance
 

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 
 import tsu_core
-from bitflip_dtm._arrays import to_torch
 from bitflip_dtm.model import DTM
 from bitflip_dtm.sample import chain_start
+from tsu_core.arrays import to_torch
 
 PROJECTIONS = 32
 CHAINS_PER_EXAMPLE = 4

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 
 import tsu_core
-from bitflip_dtm._arrays import to_torch
 from bitflip_dtm.model import DTM
+from tsu_core.arrays import to_torch
 
 
 @dataclass

@@ -36,12 +36,13 @@ import torch
 import torch.distributed as distributed
 
 import tsu_core
-from bitflip_dtm._arrays import to_torch
 from bitflip_dtm.config import Config
 from bitflip_dtm.data import data_spins
 from bitflip_dtm.mixing import adapt_penalty, chain_autocorrelation
 from bitflip_dtm.model import DTM
 from bitflip_dtm.sample import chain_start, compile_program
+from tsu_core.arrays import to_torch
+from tsu_core.distributed import average_gradients
 
 log = logging.getLogger(__name__)
 
@@ -167,10 +168,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         gap = self.estimate_gradient(steps, spins_previous, spins_t, key)
         if self.world_size > 1:
-            for parameter in model.parameters():
-                if parameter.grad is not None:
-                    distributed.all_reduce(parameter.grad)
-                    parameter.grad /= self.world_size
+            average_gradients(model.parameters())
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(config, self.iteration)
         self.optimizer.step()

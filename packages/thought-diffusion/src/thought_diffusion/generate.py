@@ -21,12 +21,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 import tsu_core
 from thought_diffusion.model import ThoughtDiffusionLM
 from thought_diffusion.thoughts import ThoughtStack
+from tsu_core.arrays import to_torch
 
 
 @dataclass(frozen=True)
@@ -67,16 +67,6 @@ class GenerationConfig:
             raise ValueError(f"top_k: expected >= 1 or None, got {self.top_k}")
 
 
-def _to_torch(array: object, device: torch.device) -> torch.Tensor:
-    """A backend's result as a torch tensor, through DLPack where the array supports it."""
-    if hasattr(array, "__dlpack__"):
-        try:
-            return torch.from_dlpack(array).to(device=device, dtype=torch.long)
-        except (RuntimeError, TypeError, BufferError):
-            pass
-    return torch.as_tensor(np.asarray(array), device=device, dtype=torch.long)
-
-
 def draw(
     logits: torch.Tensor, key: tsu_core.Key, temperature: float, top_k: int | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,7 +87,7 @@ def draw(
         drawn = tsu_core.get_backend().categorical(
             logits.contiguous(), key=key, beta=1.0 / temperature
         )
-        tokens = _to_torch(drawn, logits.device)
+        tokens = to_torch(drawn, logits.device, torch.long)
     chosen = logits.gather(-1, tokens[..., None]).squeeze(-1)
     confidence = torch.exp(chosen - torch.logsumexp(logits, -1))
     return tokens, confidence

@@ -44,6 +44,7 @@ from thought_diffusion.memory import FactRecall, recall_rate, repeat_accuracy
 from thought_diffusion.model import ThoughtDiffusionLM
 from thought_diffusion.thoughts import ThoughtStack
 from thought_diffusion.tokenizer import tokenizer_from_json
+from tsu_core.distributed import average_gradients
 from tsu_core.files import remove_leftovers
 
 logger = logging.getLogger(__name__)
@@ -466,11 +467,7 @@ def train_model(
             (loss / train.accumulation_steps).backward()
             total += float(loss.detach()) / train.accumulation_steps
         if distributed:
-            for parameter in model.parameters():
-                if parameter.grad is None:
-                    parameter.grad = torch.zeros_like(parameter)
-                torch.distributed.all_reduce(parameter.grad)
-                parameter.grad /= world_size
+            average_gradients(model.parameters(), zero_missing=True)
         torch.nn.utils.clip_grad_norm_(model.parameters(), train.gradient_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -1,8 +1,11 @@
-"""Framework-agnostic array helpers: read shapes and check values without copying to the host.
+"""Framework-agnostic array helpers: read shapes, check values and convert between numpy, JAX
+and torch without copying to the host.
 
 Inputs may be numpy arrays, JAX arrays or torch tensors (or nested Python lists). These helpers
 only touch the array's own methods, so a GPU tensor stays on its GPU; `to_numpy` is the one
-place that copies to the host and is meant for the reference backend and tests.
+place that copies to the host and is meant for the reference backend and tests. `to_torch` and
+`to_jax` cross through DLPack; they import torch or JAX when called, never when this module is
+imported (tsu-core depends on numpy only).
 """
 
 from __future__ import annotations
@@ -160,6 +163,82 @@ def to_numpy(array: Any, dtype: Any = None) -> np.ndarray:
     elif kind == "jax":
         array = np.asarray(array)
     return np.asarray(array, dtype=dtype)
+
+
+def to_torch(array: Any, device: Any = None, dtype: Any = None) -> Any:
+    """A torch tensor holding `array` (numpy, JAX, torch or nested lists), through DLPack.
+
+    A JAX array crosses with `torch.from_dlpack`: no copy on its own device. A writeable,
+    contiguous numpy array is shared; a read-only or strided one (host results of the reference
+    backend may be read-only) is copied, as is an array DLPack refuses (on a device torch does
+    not see). A torch tensor is used as it is. The tensor then moves to `device` and `dtype`,
+    device to device, without a copy where they already match.
+
+    Arguments:
+        array: the array to convert.
+        device: a torch device or its name ("cpu", "cuda:0"); None keeps the array's device.
+        dtype: a torch dtype; None keeps the array's dtype.
+
+    Returns:
+        A `torch.Tensor`.
+    """
+    import torch
+
+    kind = framework(array)
+    if kind == "torch":
+        tensor = array
+    elif kind == "numpy" or not hasattr(array, "__dlpack__"):
+        tensor = _torch_from_host(torch, np.asarray(array))
+    else:
+        try:
+            tensor = torch.from_dlpack(array)
+        except (RuntimeError, TypeError, BufferError):
+            tensor = _torch_from_host(torch, to_numpy(array))
+    if device is None and dtype is None:
+        return tensor
+    return tensor.to(
+        device=tensor.device if device is None else device,
+        dtype=tensor.dtype if dtype is None else dtype,
+    )
+
+
+def _torch_from_host(torch: Any, array: np.ndarray) -> Any:
+    """A tensor sharing a writeable, contiguous numpy array, else holding a copy of it."""
+    if array.flags.writeable and array.flags.c_contiguous and array.ndim > 0:
+        return torch.from_dlpack(array)
+    return torch.from_numpy(np.array(array))
+
+
+def to_jax(array: Any, dtype: Any = None) -> Any:
+    """A JAX array holding `array` (numpy, JAX, torch or nested lists).
+
+    A torch tensor crosses through DLPack (detached, made contiguous on its own device first):
+    a CUDA tensor becomes a JAX array on the same GPU without a round trip through the host.
+    Where DLPack refuses (a device JAX does not see) the tensor is copied through the host. A
+    JAX array is used as it is; numpy arrays and lists are put on JAX's default device.
+
+    Arguments:
+        array: the array to convert.
+        dtype: a JAX or numpy dtype; None keeps the array's dtype (as JAX holds it: without
+            `jax_enable_x64`, 64-bit host values become 32-bit).
+
+    Returns:
+        A `jax.Array`.
+    """
+    import jax.numpy as jnp
+
+    kind = framework(array)
+    if kind in ("numpy", "python"):
+        return jnp.asarray(np.asarray(array), dtype=dtype)
+    if kind == "torch":
+        tensor = array.detach()
+        if not tensor.is_contiguous():
+            tensor = tensor.contiguous()
+        try:
+            array = jnp.from_dlpack(tensor)
+        except (RuntimeError, TypeError, BufferError):
+            array = jnp.asarray(to_numpy(tensor))
+    return array if dtype is None else array.astype(dtype)
 
 
 def all_spins(array: Any) -> bool:

@@ -84,7 +84,8 @@ class Capabilities:
         schedules: the beta schedule kinds it follows sweep by sweep.
         clamping: whether nodes can be clamped to given values.
         initial_state: whether chains can start from given states (persistent chains).
-        devices: the devices it samples on, e.g. ("cpu",) or ("cuda:0", "cuda:1").
+        devices: the devices it samples on, e.g. ("cpu",) or ("cuda:0", "cuda:1")
+            (`tsu_core.devices.device_names` spells a framework's devices so).
         gaussian: how `gaussian()` is produced: "native", or a description of the
             approximation (e.g. "sum of 64 spins, central limit theorem").
         exact: samples are exact independent draws (burn-in, thinning and initial states then

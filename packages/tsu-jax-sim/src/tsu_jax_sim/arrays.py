@@ -1,36 +1,9 @@
-"""Bringing inputs onto the device: numpy, JAX and torch arrays, without host copies.
-
-A torch tensor crosses through DLPack (`jax.dlpack.from_dlpack`), so a CUDA tensor becomes a
-JAX array on the same GPU with no round trip through the host; a JAX array is used as it is.
-"""
+"""JAX keys from tsu-core's key words. (Arrays of other frameworks become JAX arrays through
+`tsu_core.arrays.to_jax`.)"""
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
-import jax.numpy as jnp
-import numpy as np
-
-from tsu_core.arrays import framework
-
-
-def to_jax(array: Any, dtype: Any = None) -> jax.Array:
-    """A JAX array holding `array` (torch through DLPack, zero-copy where the layout allows)."""
-    kind = framework(array)
-    if kind == "torch":
-        if array.requires_grad:
-            array = array.detach()
-        if not array.is_contiguous():
-            array = array.contiguous()
-        if str(array.dtype) == "torch.bool":
-            array = array.to(dtype=__import__("torch").int8)
-        result = jax.dlpack.from_dlpack(array)
-    elif kind == "jax":
-        result = array
-    else:
-        result = jnp.asarray(np.asarray(array))
-    return result if dtype is None else result.astype(dtype)
 
 
 def jax_key(words: jax.Array) -> jax.Array:

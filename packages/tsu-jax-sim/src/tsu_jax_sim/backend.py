@@ -18,12 +18,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
+from tsu_core.arrays import to_jax
+from tsu_core.devices import device_names
 from tsu_core.keys import as_key
 from tsu_core.protocol import Capabilities
 from tsu_core.request import check_beta, check_primitive_input, check_shape, check_supported
 from tsu_core.topology import Topology
 from tsu_jax_sim import fused_dense
-from tsu_jax_sim.arrays import jax_key, to_jax
+from tsu_jax_sim.arrays import jax_key
 from tsu_jax_sim.layouts import choose_layout
 from tsu_jax_sim.program import JaxSimProgram
 
@@ -92,7 +94,7 @@ class JaxSimBackend:
         suffix = "" if sampler == "gibbs" else f"-{sampler}"
         self.name = f"jax-sim{suffix}"
         self.capabilities = Capabilities(
-            devices=tuple(f"{device.platform}:{device.id}" for device in devices),
+            devices=device_names(devices),
             max_request_bytes=device_memory_limit(devices),
         )
 

@@ -28,13 +28,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from tsu_core.arrays import to_numpy
+from tsu_core.arrays import framework, to_jax, to_numpy
 from tsu_core.parameters import MAX_ABSOLUTE_SUM, Parameters, not_finite, too_large
 from tsu_core.protocol import Moments, Samples
 from tsu_core.request import SampleRequest
 from tsu_core.topology import Topology
 from tsu_jax_sim import fused_dense, node_major
-from tsu_jax_sim.arrays import framework, jax_key, to_jax
+from tsu_jax_sim.arrays import jax_key
 from tsu_jax_sim.layouts import make_layout
 from tsu_jax_sim.sweep import exchange_replicas, sweep
 

@@ -17,11 +17,13 @@ import jax
 import jax.numpy as jnp
 from thrml.models.discrete_ebm import CategoricalGibbsConditional, SpinGibbsConditional
 
+from tsu_core.arrays import to_jax
+from tsu_core.devices import device_names
 from tsu_core.keys import as_key
 from tsu_core.protocol import Capabilities
 from tsu_core.request import check_beta, check_primitive_input, check_shape, check_supported
 from tsu_core.topology import Topology
-from tsu_thrml.convert import MAX_CATEGORIES, decode_states, jax_key, to_jax
+from tsu_thrml.convert import MAX_CATEGORIES, decode_states, jax_key
 from tsu_thrml.program import CompiledTopology, ThrmlProgram
 
 CACHE_SIZE = 16
@@ -31,15 +33,6 @@ def _fingerprint(topology: Topology) -> tuple:
     """What makes two topologies the same wiring (`structure` is only a hint, so left out)."""
     blocks = tuple(block.tobytes() for block in topology.blocks)
     return (topology.num_nodes, topology.num_categories, topology.edges.tobytes(), blocks)
-
-
-def _device_names() -> tuple[str, ...]:
-    """JAX's devices in tsu-core's spelling: "cpu", or "cuda:0", "cuda:1", ..."""
-    names = []
-    for device in jax.devices():
-        platform = "cuda" if device.platform == "gpu" else device.platform
-        names.append("cpu" if platform == "cpu" else f"{platform}:{device.id}")
-    return tuple(dict.fromkeys(names))
 
 
 class ThrmlBackend:
@@ -60,7 +53,7 @@ class ThrmlBackend:
             schedules=frozenset({"constant", "linear", "geometric", "custom"}),
             clamping=True,
             initial_state=True,
-            devices=_device_names(),
+            devices=device_names(jax.devices()),
             # jax.random.normal: exact standard normals, not an approximation (thrml has none).
             gaussian="native",
             exact=False,

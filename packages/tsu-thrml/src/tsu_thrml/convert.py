@@ -1,4 +1,4 @@
-"""Turning tsu-core values (keys, arrays of any framework) into JAX ones, and back again.
+"""Turning tsu-core values (keys, states) into thrml's JAX ones, and back again.
 
 thrml stores a spin as a boolean (`True` is +1) and a categorical node as an unsigned integer;
 tsu-core speaks +-1 spins (int8) and category indices (int32). The two encodings meet here.
@@ -6,13 +6,9 @@ tsu-core speaks +-1 spins (int8) and category indices (int32). The two encodings
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from tsu_core.arrays import framework, to_numpy
 from tsu_core.keys import Key
 
 # thrml's default categorical dtype (`thrml.pgm.DEFAULT_NODE_SHAPE_DTYPES`) holds 256 states.
@@ -23,19 +19,6 @@ MAX_CATEGORIES = 256
 def jax_key(key: Key) -> jax.Array:
     """The JAX (threefry) key whose two 32-bit words are the words of a tsu-core `Key`."""
     return jax.random.wrap_key_data(jnp.asarray(key.words(), dtype=jnp.uint32))
-
-
-def to_jax(array: Any, dtype: Any = None) -> jax.Array:
-    """A JAX array from numpy, JAX, torch (through DLPack, no host copy) or nested lists."""
-    kind = framework(array)
-    if kind == "torch":
-        try:
-            array = jnp.from_dlpack(array.detach())
-        except (TypeError, RuntimeError, BufferError):  # e.g. a device JAX does not see
-            array = to_numpy(array)
-    elif kind != "jax":
-        array = np.asarray(array)
-    return jnp.asarray(array, dtype=dtype)
 
 
 def encode_states(states: jax.Array, is_spin: bool) -> jax.Array:

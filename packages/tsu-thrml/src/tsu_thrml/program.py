@@ -22,11 +22,12 @@ import jax.numpy as jnp
 import numpy as np
 from thrml import AbstractObserver, FactorSamplingProgram
 
+from tsu_core.arrays import to_jax
 from tsu_core.parameters import Parameters
 from tsu_core.protocol import Moments, Samples
 from tsu_core.request import SampleRequest
 from tsu_core.topology import Topology
-from tsu_thrml.convert import decode_states, encode_states, jax_key, to_jax
+from tsu_thrml.convert import decode_states, encode_states, jax_key
 from tsu_thrml.energy import categorical_energy, spin_energy
 from tsu_thrml.graph import ClampedLayout, ThrmlGraph, flat_parameters
 from tsu_thrml.observers import (

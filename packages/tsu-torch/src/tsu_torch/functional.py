@@ -17,8 +17,8 @@ from typing import Literal
 
 import torch
 
+from tsu_core.arrays import to_torch
 from tsu_torch.context import ThermalContext
-from tsu_torch.dlpack import to_torch
 from tsu_torch.shapes import bucket, pad_rows
 
 Estimator = Literal["sigmoid", "identity"]
@@ -38,7 +38,7 @@ def sample_spins(
     if padded != count:
         flat = torch.cat([flat, flat.new_zeros(padded - count)])
     spins = context.backend.pbit(flat.contiguous(), key=context.next_key(), beta=beta)
-    spins = to_torch(spins, like=fields)[:count]
+    spins = to_torch(spins, fields.device, fields.dtype)[:count]
     return spins.reshape(num_samples, *fields.shape)
 
 
@@ -54,7 +54,7 @@ def sample_categorical(logits: torch.Tensor, context: ThermalContext, beta: floa
     if padded != categories:
         rows = torch.nn.functional.pad(rows, (0, padded - categories), value=float("-inf"))
     indices = context.backend.categorical(rows, key=context.next_key(), beta=beta)
-    return to_torch(indices, like=logits, dtype=torch.int64)[:count].reshape(logits.shape[:-1])
+    return to_torch(indices, logits.device, torch.int64)[:count].reshape(logits.shape[:-1])
 
 
 class _ThermalSpin(torch.autograd.Function):

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from tsu_core import Backend, Clamp, Parameters, Program, Topology
+from tsu_core.arrays import to_torch
 from tsu_torch.context import ThermalContext
-from tsu_torch.dlpack import to_torch
 
 
 def ising_energy(
@@ -113,4 +113,4 @@ class IsingModel(nn.Module):
             clamp=clamp,
             initial_state=None if initial_state is None else initial_state.to(torch.int8),
         )
-        return to_torch(samples.final_state, like=self.weights)
+        return to_torch(samples.final_state, self.weights.device, self.weights.dtype)

@@ -28,8 +28,8 @@ from torch import nn
 from tqdm import tqdm
 
 from tsu_core import Parameters, Program, Topology
+from tsu_core.arrays import to_torch
 from tsu_torch.context import ThermalContext
-from tsu_torch.dlpack import to_torch
 from tsu_torch.functional import sample_spins
 
 
@@ -116,7 +116,7 @@ class RBM(nn.Module):
             schedule=beta,
             initial_state=initial_state.to(torch.int8),
         )
-        return to_torch(samples.final_state, like=self.weights)
+        return to_torch(samples.final_state, self.weights.device, self.weights.dtype)
 
     def random_states(self, context: ThermalContext, num_chains: int) -> torch.Tensor:
         """Uniform spins (chains, V + H) from backend p-bits at zero field."""

@@ -31,6 +31,7 @@ from tsu_core.cli_convention import (
     require_writable,
     use_backend,
 )
+from tsu_core.devices import device_name
 from tsu_core.errors import TSUError
 from xut_flow.checkpoints import CheckpointError
 from xut_flow.config import PRESETS, ModelConfig, TrainConfig, preset
@@ -146,8 +147,7 @@ def _announce(options: argparse.Namespace) -> None:
     draws its noise where it draws any; once the run's own checks have passed."""
     import jax
 
-    device = jax.devices()[0]
-    name = "cpu" if device.platform == "cpu" else f"{device.platform}:{device.id}"
+    name = device_name(jax.devices()[0])
     uses_backend = options.command in ("train", "sample") and options.noise_source == "tsu"
     announce("xut-flow", name, tsu_core.get_backend().name if uses_backend else None)
 

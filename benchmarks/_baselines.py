@@ -1,5 +1,5 @@
-"""Helpers of the `benchmarks/jax_sim_*.py` scripts: timing, JSON lines, thrml and a plain
-PyTorch RBM side by side.
+"""The baselines the `jax_sim_*.py` benchmarks measure jax-sim against: thrml's Ising sampler
+and a plain PyTorch RBM, each sampling the same model.
 
 thrml (`pip install thrml`) is imported only when a benchmark asks for it; its models are built
 through its public API (`IsingEBM`, `IsingSamplingProgram`, `sample_states`), with chains
@@ -8,48 +8,10 @@ through its public API (`IsingEBM`, `IsingSamplingProgram`, `sample_states`), wi
 
 from __future__ import annotations
 
-import json
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
-import jax
 import numpy as np
-
-
-def device_name() -> str:
-    device = jax.devices()[0]
-    return f"{device.platform}:{getattr(device, 'device_kind', device.platform)}"
-
-
-def block(value: Any) -> Any:
-    """Wait for every array in a result (JAX dispatch is asynchronous)."""
-    return jax.block_until_ready(jax.tree_util.tree_map(lambda x: x, value))
-
-
-def time_call(call: Callable[[], Any], repeats: int = 3) -> float:
-    """Median wall time in seconds of `call()` after one warm-up call (compilation)."""
-    block(call())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        block(call())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def emit(what: str, config: dict[str, Any], value: float, unit: str) -> dict[str, Any]:
-    """Print one JSON line (keys what, config, device, value, unit) and return it."""
-    record = {
-        "what": what,
-        "config": config,
-        "device": device_name(),
-        "value": float(value),
-        "unit": unit,
-    }
-    print(json.dumps(record), flush=True)
-    return record
 
 
 def thrml_ising_runner(
@@ -64,6 +26,7 @@ def thrml_ising_runner(
 ) -> Callable[[int], Any]:
     """A function key -> final states of `num_chains` thrml chains after `num_sweeps` block
     Gibbs sweeps of thrml's IsingEBM over the given colouring (jit-compiled, chains vmapped)."""
+    import jax
     import jax.numpy as jnp
     from thrml import Block, SamplingSchedule, SpinNode, sample_states
     from thrml.models import IsingEBM, IsingSamplingProgram, hinton_init
