@@ -43,7 +43,8 @@ class RBM(nn.Module):
     """Spin RBM with V visible and H hidden units whose sampling runs on the backend.
 
     Arguments:
-        num_visible, num_hidden: V and H.
+        num_visible: V, the visible units.
+        num_hidden: H, the hidden units.
         beta: the model's inverse temperature (1 for a plain RBM).
         init_scale: standard deviation of the initial weights.
     """
