@@ -170,15 +170,30 @@ def tests(session: nox.Session, package: str, backend: str) -> None:
     env = _shared_env(session, needed)
     # README command blocks run once per package, with its first test backend.
     first = backend == next(b for p, b in TEST_MATRIX if p == package)
+    # Tests of helpers that convert between frameworks need torch and JAX together, which
+    # tsu-core's own environments must not have: they run where tsu-torch meets jax-sim.
+    together = CROSS_FRAMEWORK_TESTS if (package, backend) == ("tsu-torch", "jax-sim") else []
     session.run(
         str(env / "bin" / "python"),
         "-m",
         "pytest",
         str(PACKAGES_DIR / package / "tests"),
+        *(str(ROOT / path) for path in together),
         *session.posargs,
         external=True,
         env={"TSU_BACKEND": backend, "PYTHONHASHSEED": "0", "TSU_README_COMMANDS": str(int(first))},
     )
+
+
+# tsu-core's tests of numpy/JAX/torch conversion, device names and gradient averaging, and the
+# benchmarks' helpers: they skip without torch or JAX, so they run in the tsu-torch + jax-sim
+# environment as well as in tsu-core's.
+CROSS_FRAMEWORK_TESTS = [
+    "packages/tsu-core/tests/test_arrays.py",
+    "packages/tsu-core/tests/test_devices.py",
+    "packages/tsu-core/tests/test_distributed.py",
+    "benchmarks/tests",
+]
 
 
 @nox.session
