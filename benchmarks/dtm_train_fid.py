@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+import _jsonl
 import tsu_core
 from bitflip_dtm import Trainer, bits_to_images, load_dataset, preset, sample
 from bitflip_dtm.checkpoint import latest_checkpoint, load_checkpoint, restore, save_checkpoint
@@ -155,7 +156,7 @@ def main() -> None:
     device_name = _device_name(device)
 
     def emit(what: str, value: float, unit: str, **extra) -> None:
-        emit(what, {**common, **extra}, value, unit, device_name)
+        _jsonl.emit(what, {**common, **extra}, value, unit, device_name)
 
     print(json.dumps({"what": "run", "config": config.to_dict(), "device": device_name,
                       "train_images": len(images), "held_out_images": len(held_out)}), flush=True)  # fmt: skip
