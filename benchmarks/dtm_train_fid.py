@@ -30,9 +30,9 @@ import sys
 import time
 from pathlib import Path
 
+import _jsonl
 import torch
 
-import _jsonl
 import tsu_core
 from bitflip_dtm import Trainer, bits_to_images, load_dataset, preset, sample
 from bitflip_dtm.checkpoint import latest_checkpoint, load_checkpoint, restore, save_checkpoint
