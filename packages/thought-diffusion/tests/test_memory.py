@@ -18,7 +18,7 @@ from thought_diffusion.train import training_batch
 
 TOKENIZER = ByteTokenizer()
 FACT = re.compile(r"Remember: ((?:\w+ \d{4}, )*\w+ \d{4})\.\n")
-QUESTION = re.compile(r"What is (\w+)'s code\? ")
+QUESTION = re.compile(r"What is (\w+)'s code\?\n")
 
 
 def _task(turn_length: int = 64, num_turns: int = 4) -> FactRecall:

@@ -68,9 +68,10 @@ def test_save_load_round_trip(tiny_config, tmp_path):
         ThoughtStack.load(path, tiny_config(thought_channels=8))
 
 
-def test_thoughts_change_the_prediction_and_an_empty_stack_is_the_null_token(tiny_config):
+@pytest.mark.parametrize("reader", ["attention", "cross"])
+def test_thoughts_change_the_prediction(tiny_config, reader):
     torch.manual_seed(0)
-    config = tiny_config()
+    config = tiny_config(thought_reader=reader)
     model = ThoughtDiffusionLM(config).eval()
     tokens = torch.randint(0, config.mask_id, (2, 8))
     empty = ThoughtStack.empty(2, config)
@@ -80,6 +81,44 @@ def test_thoughts_change_the_prediction_and_an_empty_stack_is_the_null_token(tin
         after, _, _ = model(tokens, model.read(full))
     assert torch.isfinite(base).logical_or(torch.isneginf(base)).all()
     assert not torch.allclose(base, after)
+
+
+def test_an_empty_stack_changes_nothing_with_the_attention_reader(tiny_config):
+    """Every memory key of an empty stack has bias -inf: the text attends to itself alone, as
+    the same weights without thoughts do."""
+    torch.manual_seed(0)
+    model = ThoughtDiffusionLM(tiny_config()).eval()
+    tokens = torch.randint(0, model.config.mask_id, (2, 8))
+    with torch.no_grad():
+        alone = model(tokens)[0]
+        with_empty = model(tokens, model.read(ThoughtStack.empty(2, model.config)))[0]
+    torch.testing.assert_close(with_empty, alone)
+
+
+def test_the_attention_reader_reads_earlier_turns_as_the_long_context_does(tiny_config):
+    """One block, thoughts holding earlier turns' token embeddings (one cell per token, an
+    identity map to the width, importance +40: bias ~0): the current turn's logits must equal
+    those of the same weights reading the turns as one sequence, oldest first. Rotary
+    attention is relative, so the cells' positions j - (a + 1) H W must reproduce the
+    sequence's offsets exactly."""
+    torch.manual_seed(0)
+    config = tiny_config(depth=1, thought_channels=32, thought_height=2, thought_width=3)
+    model = ThoughtDiffusionLM(config).eval()
+    with torch.no_grad():
+        model.reader.project.weight.copy_(torch.eye(config.width))
+        model.reader.project.bias.zero_()
+    cells = config.thought_height * config.thought_width
+    earlier = torch.randint(0, config.mask_id, (2, 2, cells))  # (batch, turn, token), oldest first
+    current = torch.randint(0, config.mask_id, (2, 5))
+    stack = ThoughtStack.empty(2, config)
+    for turn in range(2):
+        embedded = model.embedding(earlier[:, turn]).detach()
+        stack = stack.push(embedded.reshape(2, *stack.thoughts.shape[2:]), torch.full((2,), 40.0))
+    with torch.no_grad():
+        read = model(current, model.read(stack))[0]
+        sequence = torch.cat([earlier.flatten(1), current], 1)
+        expected = model(sequence)[0][:, -current.shape[1] :]
+    torch.testing.assert_close(read, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_baseline_is_the_same_model_without_the_thought_path(tiny_config):

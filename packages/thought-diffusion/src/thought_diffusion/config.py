@@ -25,6 +25,14 @@ class ModelConfig:
             the stack (thoughts can carry earlier thoughts on). False (the default) writes each
             thought from its turn alone, so training scores all turns of a sequence in two
             model calls instead of two per turn (`train.sequence_loss`).
+        thought_reader: how the text reads the stack. 'attention': each block's own
+            self-attention also attends to the thought cells (keys and values from the block's
+            own projections, rotary positions placing cell j of a thought of age a at
+            j - (a + 1) H W, where its token stood before the current turn), so the path that
+            the language-model loss trains on every token is the one that reads. 'cross': a
+            separate cross-attention per block to the cells, with 2D position and age
+            embeddings and temporal mixing across slots (the design before; it learned to
+            read a fact only after thousands of steps, see `docs/notes/thought-memory.md`).
         causal: True turns the denoiser into the autoregressive baseline (causal mask).
         gradient_checkpointing: recompute each block's activations in the backward pass.
     """
@@ -40,6 +48,7 @@ class ModelConfig:
     thought_channels: int = 64
     stack_size: int = 8
     write_with_memory: bool = False
+    thought_reader: str = "attention"
     causal: bool = False
     gradient_checkpointing: bool = False
 
@@ -47,6 +56,10 @@ class ModelConfig:
         if self.width % self.num_heads or (self.width // self.num_heads) % 2:
             raise ValueError(
                 f"width {self.width} must split into {self.num_heads} heads of even size"
+            )
+        if self.thought_reader not in ("attention", "cross"):
+            raise ValueError(
+                f"thought_reader: expected 'attention' or 'cross', got {self.thought_reader!r}"
             )
         if self.vocab_size < 2:
             raise ValueError(
@@ -60,7 +73,7 @@ class ModelConfig:
 
     @property
     def thought_tokens(self) -> int:
-        """Tokens one thought contributes to cross-attention (H * W)."""
+        """Memory tokens (cells) one thought contributes (H * W)."""
         return self.thought_height * self.thought_width
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,8 +81,9 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
-        # Configs stored before `write_with_memory` existed wrote every thought with memory.
-        return cls(**{"write_with_memory": True, **values})
+        # Configs stored before `write_with_memory` existed wrote every thought with memory;
+        # before `thought_reader`, the text read thoughts by cross-attention.
+        return cls(**{"write_with_memory": True, "thought_reader": "cross", **values})
 
 
 PRESETS: dict[str, ModelConfig] = {

@@ -3,8 +3,9 @@
 An episode is `num_turns` turns of `turn_length` tokens cut from ordinary text. For a memory
 row, the turn `distance` turns before the last is replaced by a fact turn,
 "Remember: Viola 4821, Oswald 0937.\\n" followed by the text it replaced, and the last turn
-starts with the question "What is Viola's code? 4821.\\n". The code is four random digits, so
-a model that cannot see the fact turn answers by chance (1 in 10,000). The answer's positions
+starts with the question on a line of its own, as a chat message is, and its answer:
+"What is Viola's code?\\n4821.\\n". The code is four random digits, so a model that cannot
+see the fact turn answers by chance (1 in 10,000). The answer's positions
 are returned with the tokens: training always masks them (an extra loss on them teaches the
 task), evaluation masks them and everything after and scores an exact match.
 
@@ -136,7 +137,7 @@ class FactRecall:
             asked = int(torch.randint(count, (), generator=generator))
             listing = ", ".join(f"{NAMES[n]} {c:04d}" for n, c in zip(names, codes, strict=True))
             self._write(tokens[row, -1 - gap], [self._encode(f"Remember: {listing}.\n")])
-            question = self._encode(f"What is {NAMES[names[asked]]}'s code? ")
+            question = self._encode(f"What is {NAMES[names[asked]]}'s code?\n")
             value = self._encode(f"{codes[asked]:04d}")
             self._write(tokens[row, -1], [question, value, self._encode(".\n")])
             start = len(question)

@@ -1,12 +1,22 @@
-"""The denoiser: a bidirectional transformer whose text cross-attends to a stack of thoughts.
+"""The denoiser: a bidirectional transformer whose text attends to a stack of thoughts.
 
 Blocks are pre-norm (RMSNorm) with rotary self-attention (no causal mask, unless the config
-asks for the autoregressive baseline), cross-attention to the thought memory, and a SwiGLU MLP.
-The thought memory is built once per call from the stack: each thought's H x W tokens get a
-2D position embedding and a temporal embedding of their age, then temporal attention mixes
-each spatial position across the stack's slots. Each slot's keys carry the bias
-log sigmoid(importance), so the importance score is learned by how much the text uses it.
-With `use_thoughts=False` none of the thought modules exist: the baseline.
+asks for the autoregressive baseline) and a SwiGLU MLP. The thought memory is built once per
+call from the stack and read in one of two ways (`ModelConfig.thought_reader`):
+
+- 'attention': each thought cell becomes a memory token (a learned map of its C channels) that
+  every block's own self-attention attends to beside the text, with its keys and values from
+  the block's own projections and rotary positions that put cell j of a thought of age a at
+  j - (a + 1) H W, where its token stood before the current turn. The text then reads earlier
+  turns as the long-context twin does, through weights the language-model loss trains on
+  every token.
+- 'cross': a separate cross-attention per block; each thought's H x W tokens get a 2D position
+  embedding and a temporal embedding of their age, and temporal attention mixes each spatial
+  position across the stack's slots.
+
+Either way each slot's keys carry the bias log sigmoid(importance), so the importance score is
+learned by how much the text uses it. With `use_thoughts=False` none of the thought modules
+exist: the baseline.
 """
 
 from __future__ import annotations
@@ -27,8 +37,18 @@ Cache = list[tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
+class Memory:
+    """A stack read into memory tokens (B, M, width), their attention bias (B, M) (-inf on empty
+    slots) and, for the 'attention' reader, their rotary positions (B, M)."""
+
+    tokens: torch.Tensor
+    bias: torch.Tensor
+    positions: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
 class ProjectedMemory:
-    """The thought memory's cross-attention keys and values, per block, with its bias.
+    """The thought memory's keys and values, per block, with its bias.
 
     `ThoughtDiffusionLM.project` computes them once; generation reuses them for every model
     call instead of projecting the memory (1 + S*H*W tokens) again in every block of every call.
@@ -56,13 +76,14 @@ Rotary = tuple[torch.Tensor, torch.Tensor]
 
 
 def rotary(positions: torch.Tensor, head_width: int) -> Rotary:
-    """cos and sin (L, D/2) of the rotary angles position * 10000^(-2i/D) at positions (L,).
+    """cos and sin (..., L, D/2) of the rotary angles position * 10000^(-2i/D) at positions
+    (..., L).
 
     Computed once per forward pass and shared by every block (float32; `rotate` casts).
     """
     half = head_width // 2
     exponents = torch.arange(half, device=positions.device, dtype=torch.float32) / half
-    angles = positions.float()[:, None] * (10000.0**-exponents)[None]
+    angles = positions.float()[..., None] * (10000.0**-exponents)
     return angles.cos(), angles.sin()
 
 
@@ -84,18 +105,48 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(width, 3 * width, bias=False)
         self.out = nn.Linear(width, width, bias=False)
 
+    def keys_values(
+        self, memory: torch.Tensor, angles: Rotary
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys (rotated by `angles`, (B, M, D/2) each) and values (B, heads, M, D) of memory
+        tokens (B, M, width) that are already normed: this attention's own projections."""
+        width = memory.shape[-1]
+        k, v = rearrange(
+            functional.linear(memory, self.qkv.weight[width:]),
+            "b m (two h d) -> two b h m d",
+            two=2,
+            h=self.num_heads,
+        )
+        return rotate(k, (angles[0][:, None], angles[1][:, None])), v
+
     def forward(
         self,
         x: torch.Tensor,
         angles: Rotary,
         causal: bool,
         prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
+        memory: tuple[torch.Tensor, torch.Tensor] | None = None,
+        bias: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Attention over the cached `prefix` and `x`, and over `memory` (its keys and values
+        from `keys_values`, with the additive `bias` (B, M)) when given. Returns the output and
+        the keys and values of prefix and `x` (the memory's are not cached)."""
         qkv = rearrange(self.qkv(x), "b l (three h d) -> three b h l d", three=3, h=self.num_heads)
         (q, k), v = rotate(qkv[:2], angles), qkv[2]  # queries and keys in one rotation
         if prefix is not None:
             k, v = torch.cat([prefix[0], k], 2), torch.cat([prefix[1], v], 2)
-        out = functional.scaled_dot_product_attention(q, k, v, is_causal=causal and prefix is None)
+        if memory is None:
+            out = functional.scaled_dot_product_attention(
+                q, k, v, is_causal=causal and prefix is None
+            )
+        else:
+            mask = torch.cat([bias, bias.new_zeros(bias.shape[0], k.shape[2])], 1)
+            out = functional.scaled_dot_product_attention(
+                q,
+                torch.cat([memory[0].to(k.dtype), k], 2),
+                torch.cat([memory[1].to(v.dtype), v], 2),
+                attn_mask=mask[:, None, None, :].to(q.dtype),
+            )
         return self.out(rearrange(out, "b h l d -> b l (h d)")), (k, v)
 
 
@@ -146,7 +197,8 @@ class Block(nn.Module):
         super().__init__()
         self.attention_norm = RMSNorm(config.width)
         self.attention = SelfAttention(config.width, config.num_heads)
-        if config.use_thoughts:
+        self.reads_by_attention = config.use_thoughts and config.thought_reader == "attention"
+        if config.use_thoughts and not self.reads_by_attention:
             self.cross_norm = RMSNorm(config.width)
             self.cross = CrossAttention(config.width, config.num_heads)
         self.mlp_norm = RMSNorm(config.width)
@@ -163,11 +215,55 @@ class Block(nn.Module):
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """One block; `memory` is this block's keys and values of the thought memory
         (`ThoughtDiffusionLM.project`) and `bias` the memory's attention bias."""
+        if self.reads_by_attention:
+            attended, key_value = self.attention(
+                self.attention_norm(x), angles, self.causal, prefix, memory, bias
+            )
+            return self._mlp(x + attended), key_value
         attended, key_value = self.attention(self.attention_norm(x), angles, self.causal, prefix)
         x = x + attended
         if memory is not None:
             x = x + self.cross(self.cross_norm(x), memory, bias)
-        return x + self.mlp(self.mlp_norm(x)), key_value
+        return self._mlp(x), key_value
+
+    def _mlp(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mlp(self.mlp_norm(x))
+
+    def memory_keys_values(
+        self, tokens: torch.Tensor, angles: Rotary | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """This block's keys and values of memory tokens (B, M, width)."""
+        if self.reads_by_attention:
+            return self.attention.keys_values(self.attention_norm(tokens), angles)
+        return self.cross.keys_values(tokens)
+
+
+class AttentionReader(nn.Module):
+    """Turns a stack (B, S, H, W, C) into memory tokens (B, S*H*W, width) for the blocks'
+    self-attention, with their bias and rotary positions.
+
+    A thought's cells are its turn's tokens in reading order (one cell per token where H*W is
+    the turn's length), so cell j of the thought of age a sits at position j - (a + 1) H W:
+    where its token stood before the current turn, which starts at 0. A text with an empty stack
+    attends to its own tokens alone (every memory key's bias is -inf).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.project = nn.Linear(config.thought_channels, config.width)
+
+    def forward(self, stack: ThoughtStack) -> Memory:
+        batch, _, height, width, _ = stack.thoughts.shape
+        cells = height * width
+        tokens = rearrange(self.project(stack.thoughts), "b s h w d -> b (s h w) d")
+        cell = torch.arange(cells, device=stack.ages.device)
+        positions = cell - (stack.ages[:, :, None] + 1) * cells  # (B, S, cells)
+        bias = torch.where(
+            stack.valid,
+            functional.logsigmoid(stack.importance.float()),
+            torch.full_like(stack.importance.float(), -torch.inf),
+        )
+        return Memory(tokens, bias.repeat_interleave(cells, 1), positions.reshape(batch, -1))
 
 
 class ThoughtReader(nn.Module):
@@ -188,7 +284,7 @@ class ThoughtReader(nn.Module):
         self.null = nn.Parameter(torch.randn(1, 1, width) * 0.02)
         self.stack_size = config.stack_size
 
-    def forward(self, stack: ThoughtStack) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, stack: ThoughtStack) -> Memory:
         batch, slots, height, width, _ = stack.thoughts.shape
         tokens = self.project(stack.thoughts)  # (B, S, H, W, d)
         tokens = tokens + self.rows[:, None] + self.columns[None]
@@ -213,7 +309,7 @@ class ThoughtReader(nn.Module):
         bias = bias.repeat_interleave(height * width, 1)
         memory = torch.cat([self.null.expand(batch, -1, -1).to(memory.dtype), memory], 1)
         bias = torch.cat([torch.zeros_like(bias[:, :1]), bias], 1)
-        return memory, bias
+        return Memory(memory, bias)
 
 
 class ThoughtWriter(nn.Module):
@@ -265,7 +361,11 @@ class ThoughtDiffusionLM(nn.Module):
         self.norm = RMSNorm(config.width)
         self.head = nn.Linear(config.width, config.vocab_size, bias=False)
         if config.use_thoughts:
-            self.reader = ThoughtReader(config)
+            self.reader = (
+                AttentionReader(config)
+                if config.thought_reader == "attention"
+                else ThoughtReader(config)
+            )
             self.writer = ThoughtWriter(config)
             # Predicts the next thought from the newest held one (an optional auxiliary loss).
             self.next_thought = nn.Linear(config.thought_channels, config.thought_channels)
@@ -291,19 +391,24 @@ class ThoughtDiffusionLM(nn.Module):
                 total += parameter.numel()
         return total
 
-    def read(self, stack: ThoughtStack | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def read(self, stack: ThoughtStack | None) -> Memory | None:
         """The thought memory for a stack (None without thoughts). Reuse it across calls."""
         if not self.config.use_thoughts or stack is None:
             return None
         return self.reader(stack)
 
-    def project(self, memory: tuple[torch.Tensor, torch.Tensor] | None) -> ProjectedMemory | None:
-        """Every block's cross-attention keys and values of a memory from `read`, to pass as
-        `memory` to many forward calls (generation) instead of recomputing them in each."""
+    def project(self, memory: Memory | None) -> ProjectedMemory | None:
+        """Every block's keys and values of a memory from `read`, to pass as `memory` to many
+        forward calls (generation) instead of recomputing them in each."""
         if not self.config.use_thoughts or memory is None:
             return None
-        tokens, bias = memory
-        return ProjectedMemory([block.cross.keys_values(tokens) for block in self.blocks], bias)
+        angles = None
+        if memory.positions is not None:
+            angles = rotary(memory.positions, self.config.width // self.config.num_heads)
+        return ProjectedMemory(
+            [block.memory_keys_values(memory.tokens, angles) for block in self.blocks],
+            memory.bias,
+        )
 
     def write(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A new thought and its importance from final hidden states (B, L, width)."""
@@ -312,7 +417,7 @@ class ThoughtDiffusionLM(nn.Module):
         return self.writer(hidden)
 
     def thought_of(
-        self, tokens: torch.Tensor, memory: tuple[torch.Tensor, torch.Tensor] | None = None
+        self, tokens: torch.Tensor, memory: Memory | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The thought (B, H, W, C) and importance (B,) of finished turns (B, L): their final
         hidden states, pooled by the writer. With `config.write_with_memory` the pass reads
@@ -321,7 +426,7 @@ class ThoughtDiffusionLM(nn.Module):
         return thought, importance
 
     def write_pass(
-        self, tokens: torch.Tensor, memory: tuple[torch.Tensor, torch.Tensor] | None = None
+        self, tokens: torch.Tensor, memory: Memory | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """`thought_of`'s thought and importance, and the logits (B, L, V) of the same pass:
         training scores them against the turn's own tokens (`TrainConfig.written_tokens_weight`)."""
@@ -358,7 +463,7 @@ class ThoughtDiffusionLM(nn.Module):
     def forward(
         self,
         tokens: torch.Tensor,
-        memory: tuple[torch.Tensor, torch.Tensor] | ProjectedMemory | None = None,
+        memory: Memory | ProjectedMemory | None = None,
         prefix: Cache | None = None,
         cache_length: int = 0,
         return_hidden: bool = False,

@@ -252,7 +252,7 @@ def memory_reader(model: ThoughtDiffusionLM, train: TrainConfig) -> str:
 def training_memory(model_config: ModelConfig, train: TrainConfig, half_precision: bool) -> int:
     r"""Bytes a training step holds at its peak, estimated from the shapes alone.
 
-    $$ 16 P + a N_\text{tok} D (32 w + 2 h (L + M)) + a R M (2 w D + 8 C) + 12 N_\text{tok} V $$
+    $$ 16 P + a N_\text{tok} D (32 w + 2 h (L + M)) + a R M (k w D + 8 C) + 12 N_\text{tok} V $$
 
     P parameters in fp32 with their gradients and AdamW's two moments (16 bytes each); for
     each of the `depth` (D) blocks, the activations the backward pass keeps per token: about
@@ -260,7 +260,9 @@ def training_memory(model_config: ModelConfig, train: TrainConfig, half_precisio
     cross-attention's, the SwiGLU's four hidden tensors of 8w/3) and the attention weights of
     h heads over the turn's L tokens and
     the M memory tokens of the stack; each of the R turns' stacks read into keys and values for
-    every block (2 w D per memory token, and about 8 channels C for the reader itself); the logits
+    every block (k = 2 widths per memory token for the cross reader; k = 4 for the attention
+    reader, which also keeps the normed tokens and the rotated keys; and about 8 channels C
+    for the reader itself); the logits
     over V ids with their softmax and gradient.
     N_tok counts the tokens of both passes of a step (the thoughts' write and the denoising);
     a = 2 bytes under bf16/fp16 autocast (`half_precision`), else 4. With gradient
@@ -297,8 +299,12 @@ def training_memory(model_config: ModelConfig, train: TrainConfig, half_precisio
     if model_config.use_thoughts:  # each turn's stack, read into keys and values per block
         rows = train.batch_size * turns
         channels = model_config.thought_channels
+        per_block = 4 if model_config.thought_reader == "attention" else 2
         activations += (
-            activation * rows * memory_tokens * (2 * width * model_config.depth + 8 * channels)
+            activation
+            * rows
+            * memory_tokens
+            * (per_block * width * model_config.depth + 8 * channels)
         )
     logits = 12 * tokens * model_config.vocab_size
     return 16 * parameters + activations + logits
