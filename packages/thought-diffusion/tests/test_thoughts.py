@@ -95,30 +95,53 @@ def test_an_empty_stack_changes_nothing_with_the_attention_reader(tiny_config):
     torch.testing.assert_close(with_empty, alone)
 
 
-def test_the_attention_reader_reads_earlier_turns_as_the_long_context_does(tiny_config):
-    """One block, thoughts holding earlier turns' token embeddings (one cell per token, an
-    identity map to the width, importance +40: bias ~0): the current turn's logits must equal
-    those of the same weights reading the turns as one sequence, oldest first. Rotary
-    attention is relative, so the cells' positions j - (a + 1) H W must reproduce the
-    sequence's offsets exactly."""
+def test_the_attention_reader_reads_a_thought_as_the_long_context_reads_the_turn_before(
+    tiny_config,
+):
+    """One block, a thought holding the turn before's token embeddings (one cell per token, an
+    identity map to the width, no age embedding, importance +40: bias ~0): the current turn's
+    logits must equal those of the same weights reading both turns as one sequence. Rotary
+    attention is relative, so the cells' positions j - H W must reproduce the sequence's
+    offsets exactly."""
     torch.manual_seed(0)
     config = tiny_config(depth=1, thought_channels=32, thought_height=2, thought_width=3)
     model = ThoughtDiffusionLM(config).eval()
     with torch.no_grad():
         model.reader.project.weight.copy_(torch.eye(config.width))
         model.reader.project.bias.zero_()
+        model.reader.ages.weight.zero_()
     cells = config.thought_height * config.thought_width
-    earlier = torch.randint(0, config.mask_id, (2, 2, cells))  # (batch, turn, token), oldest first
+    before = torch.randint(0, config.mask_id, (2, cells))
     current = torch.randint(0, config.mask_id, (2, 5))
     stack = ThoughtStack.empty(2, config)
-    for turn in range(2):
-        embedded = model.embedding(earlier[:, turn]).detach()
-        stack = stack.push(embedded.reshape(2, *stack.thoughts.shape[2:]), torch.full((2,), 40.0))
+    thought = model.embedding(before).detach().reshape(2, *stack.thoughts.shape[2:])
+    stack = stack.push(thought, torch.full((2,), 40.0))
     with torch.no_grad():
         read = model(current, model.read(stack))[0]
-        sequence = torch.cat([earlier.flatten(1), current], 1)
-        expected = model(sequence)[0][:, -current.shape[1] :]
+        expected = model(torch.cat([before, current], 1))[0][:, -current.shape[1] :]
     torch.testing.assert_close(read, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_the_attention_reader_tells_thoughts_apart_by_their_age_alone(tiny_config):
+    """Every thought sits at the same positions, so without the age embedding the order of the
+    held thoughts cannot matter, and with it, it does."""
+    torch.manual_seed(0)
+    config = tiny_config()
+    model = ThoughtDiffusionLM(config).eval()
+    shape = (2, config.thought_height, config.thought_width, config.thought_channels)
+    first, second = torch.randn(shape), torch.randn(shape)
+    importance = torch.zeros(2)
+    empty = ThoughtStack.empty(2, config)
+    one_way = empty.push(first, importance).push(second, importance)
+    other_way = empty.push(second, importance).push(first, importance)
+    tokens = torch.randint(0, config.mask_id, (2, 7))
+    with torch.no_grad():
+        differ = model(tokens, model.read(one_way))[0] - model(tokens, model.read(other_way))[0]
+        model.reader.ages.weight.zero_()
+        same = model(tokens, model.read(one_way))[0] - model(tokens, model.read(other_way))[0]
+    finite = torch.isfinite(differ)
+    assert differ[finite].abs().max() > 1e-4
+    torch.testing.assert_close(same[finite], torch.zeros_like(same[finite]), atol=1e-5, rtol=0)
 
 
 def test_baseline_is_the_same_model_without_the_thought_path(tiny_config):

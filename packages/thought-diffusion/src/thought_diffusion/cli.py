@@ -148,9 +148,14 @@ def _add_placement(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_generation(parser: argparse.ArgumentParser) -> None:
+def _add_generation(parser: argparse.ArgumentParser, length_help: str | None = None) -> None:
     parser.add_argument("--checkpoint", required=True, help="a checkpoint.safetensors from train")
-    parser.add_argument("--length", type=int, default=64, help="tokens to generate")
+    parser.add_argument(
+        "--length",
+        type=int,
+        default=None if length_help else 64,
+        help=length_help or "tokens to generate",
+    )
     parser.add_argument(
         "--mode",
         choices=["low_confidence", "threshold"],
@@ -191,7 +196,7 @@ def _add_generation(parser: argparse.ArgumentParser) -> None:
 
 def _generation_config(arguments: argparse.Namespace) -> GenerationConfig:
     return GenerationConfig(
-        length=arguments.length,
+        length=arguments.length or 1,  # chat without --length sets it per turn
         mode=arguments.mode,
         steps=arguments.steps,
         threshold=arguments.threshold,
@@ -455,11 +460,22 @@ def command_chat(arguments: argparse.Namespace) -> None:
             except (OSError, ValueError) as error:
                 print(f"(error: {error})")
             continue
+        ids = tokenizer.encode(line + "\n")
+        length = arguments.length
+        if length is None:
+            length = extra["train_config"].turn_length - len(ids)
+            if length < 1:
+                print(
+                    f"(error: the message is {len(ids)} tokens; this model's turns are "
+                    f"{extra['train_config'].turn_length}: shorten it, or pass --length)"
+                )
+                continue
         try:
-            prompt = prepare_prompt(model, tokenizer.encode(line + "\n"), config.length)
+            prompt = prepare_prompt(model, ids, length)
         except ValueError as error:
             print(f"(error: {error})")
             continue
+        config = dataclasses.replace(config, length=length)
         answer, _ = generate(model, prompt, config, arguments.seed + turn, stack)
         print("model> " + tokenizer.decode(answer[0].tolist()).replace("\n", "\n       "))
         if model.config.use_thoughts:
@@ -612,7 +628,12 @@ def build_parser() -> argparse.ArgumentParser:
         f"{CHAT_HELP}.",
         formatter_class=HelpFormatter,
     )
-    _add_generation(chat)
+    _add_generation(
+        chat,
+        length_help="tokens the model answers with (default: enough to make each turn, your "
+        "message and the answer, as long as a training turn, so its thought has the layout the "
+        "model learned to read)",
+    )
     chat.set_defaults(handler=command_chat)
     return parser
 

@@ -27,9 +27,9 @@ class ModelConfig:
             model calls instead of two per turn (`train.sequence_loss`).
         thought_reader: how the text reads the stack. 'attention': each block's own
             self-attention also attends to the thought cells (keys and values from the block's
-            own projections, rotary positions placing cell j of a thought of age a at
-            j - (a + 1) H W, where its token stood before the current turn), so the path that
-            the language-model loss trains on every token is the one that reads. 'cross': a
+            own projections; every thought at the rotary positions of the turn just before the
+            current one, its age a learned embedding), so the path that the language-model
+            loss trains on every token is the one that reads. 'cross': a
             separate cross-attention per block to the cells, with 2D position and age
             embeddings and temporal mixing across slots (the design before; it learned to
             read a fact only after thousands of steps, see `docs/notes/thought-memory.md`).

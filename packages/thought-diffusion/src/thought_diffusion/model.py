@@ -4,12 +4,12 @@ Blocks are pre-norm (RMSNorm) with rotary self-attention (no causal mask, unless
 asks for the autoregressive baseline) and a SwiGLU MLP. The thought memory is built once per
 call from the stack and read in one of two ways (`ModelConfig.thought_reader`):
 
-- 'attention': each thought cell becomes a memory token (a learned map of its C channels) that
-  every block's own self-attention attends to beside the text, with its keys and values from
-  the block's own projections and rotary positions that put cell j of a thought of age a at
-  j - (a + 1) H W, where its token stood before the current turn. The text then reads earlier
-  turns as the long-context twin does, through weights the language-model loss trains on
-  every token.
+- 'attention': each thought cell becomes a memory token (a learned map of its C channels plus
+  an embedding of the thought's age) that every block's own self-attention attends to beside
+  the text, with its keys and values from the block's own projections, at the rotary position
+  where its token stood in the turn just before the current one (cell j at j - H W, for a
+  thought of any age). The text then reads earlier turns as the long-context twin reads the
+  turn before, through weights the language-model loss trains on every token.
 - 'cross': a separate cross-attention per block; each thought's H x W tokens get a 2D position
   embedding and a temporal embedding of their age, and temporal attention mixes each spatial
   position across the stack's slots.
@@ -243,27 +243,37 @@ class AttentionReader(nn.Module):
     self-attention, with their bias and rotary positions.
 
     A thought's cells are its turn's tokens in reading order (one cell per token where H*W is
-    the turn's length), so cell j of the thought of age a sits at position j - (a + 1) H W:
-    where its token stood before the current turn, which starts at 0. A text with an empty stack
-    attends to its own tokens alone (every memory key's bias is -inf).
+    the turn's length). Every thought sits where the turn just before the current one stood:
+    cell j at position j - H W (the current turn starts at 0), whatever its age, so reading a
+    thought is one skill at every distance; the age is a learned embedding added to its cells.
+    (Placed by age, at j - (a + 1) H W, each distance was a different rotary offset, and
+    training learned to read them one distance at a time: docs/notes/thought-memory.md.)
+    A text with an empty stack attends to its own tokens alone (every memory key's bias is
+    -inf).
     """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.project = nn.Linear(config.thought_channels, config.width)
+        self.ages = nn.Embedding(config.stack_size + 1, config.width)
+        self.stack_size = config.stack_size
 
     def forward(self, stack: ThoughtStack) -> Memory:
-        batch, _, height, width, _ = stack.thoughts.shape
+        batch, slots, height, width, _ = stack.thoughts.shape
         cells = height * width
-        tokens = rearrange(self.project(stack.thoughts), "b s h w d -> b (s h w) d")
-        cell = torch.arange(cells, device=stack.ages.device)
-        positions = cell - (stack.ages[:, :, None] + 1) * cells  # (B, S, cells)
+        tokens = self.project(stack.thoughts)  # (B, S, H, W, d)
+        tokens = tokens + self.ages(stack.ages.clamp(max=self.stack_size))[:, :, None, None]
+        positions = torch.arange(cells, device=stack.ages.device) - cells
         bias = torch.where(
             stack.valid,
             functional.logsigmoid(stack.importance.float()),
             torch.full_like(stack.importance.float(), -torch.inf),
         )
-        return Memory(tokens, bias.repeat_interleave(cells, 1), positions.reshape(batch, -1))
+        return Memory(
+            rearrange(tokens, "b s h w d -> b (s h w) d"),
+            bias.repeat_interleave(cells, 1),
+            positions.repeat(batch, slots),
+        )
 
 
 class ThoughtReader(nn.Module):
