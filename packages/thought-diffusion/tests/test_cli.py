@@ -50,6 +50,18 @@ def test_train_generate_evaluate_chat(tmp_path, monkeypatch, capsys):
     assert f"(thought stack loaded from {stack}: 1 thoughts)" in transcript
     assert transcript.count("model>") == 2
 
+    # Without --length each turn, message and answer, is as long as a training turn (16).
+    lengths = []
+    generate = cli.generate
+    monkeypatch.setattr(
+        cli, "generate", lambda *a, **k: lengths.append(a[2].length) or generate(*a, **k)
+    )
+    monkeypatch.setattr("sys.stdin", io.StringIO("hello\n" + "x" * 15 + "\n/quit\n"))
+    cli.main(["chat", "--checkpoint", checkpoint])
+    transcript = capsys.readouterr().out
+    assert lengths == [16 - len("hello\n")]
+    assert "(error: the message is 16 tokens; this model's turns are 16" in transcript
+
     with pytest.raises(SystemExit) as stopped:
         cli.main(["generate", "--checkpoint", checkpoint, "--prompt", "", "--length", "8"])
     assert stopped.value.code == 2
