@@ -39,7 +39,7 @@ Cache = list[tuple[torch.Tensor, torch.Tensor]]
 @dataclass(frozen=True)
 class Memory:
     """A stack read into memory tokens (B, M, width), their attention bias (B, M) (-inf on empty
-    slots) and, for the 'attention' reader, their rotary positions (B, M)."""
+    slots) and, for the 'attention' reader, their rotary positions (M,)."""
 
     tokens: torch.Tensor
     bias: torch.Tensor
@@ -76,14 +76,13 @@ Rotary = tuple[torch.Tensor, torch.Tensor]
 
 
 def rotary(positions: torch.Tensor, head_width: int) -> Rotary:
-    """cos and sin (..., L, D/2) of the rotary angles position * 10000^(-2i/D) at positions
-    (..., L).
+    """cos and sin (L, D/2) of the rotary angles position * 10000^(-2i/D) at positions (L,).
 
     Computed once per forward pass and shared by every block (float32; `rotate` casts).
     """
     half = head_width // 2
     exponents = torch.arange(half, device=positions.device, dtype=torch.float32) / half
-    angles = positions.float()[..., None] * (10000.0**-exponents)
+    angles = positions.float()[:, None] * (10000.0**-exponents)[None]
     return angles.cos(), angles.sin()
 
 
@@ -108,7 +107,7 @@ class SelfAttention(nn.Module):
     def keys_values(
         self, memory: torch.Tensor, angles: Rotary
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys (rotated by `angles`, (B, M, D/2) each) and values (B, heads, M, D) of memory
+        """Keys (rotated by `angles`, (M, D/2) each) and values (B, heads, M, D) of memory
         tokens (B, M, width) that are already normed: this attention's own projections."""
         width = memory.shape[-1]
         k, v = rearrange(
@@ -117,7 +116,7 @@ class SelfAttention(nn.Module):
             two=2,
             h=self.num_heads,
         )
-        return rotate(k, (angles[0][:, None], angles[1][:, None])), v
+        return rotate(k, angles), v
 
     def forward(
         self,
@@ -259,7 +258,7 @@ class AttentionReader(nn.Module):
         self.stack_size = config.stack_size
 
     def forward(self, stack: ThoughtStack) -> Memory:
-        batch, slots, height, width, _ = stack.thoughts.shape
+        _, slots, height, width, _ = stack.thoughts.shape
         cells = height * width
         tokens = self.project(stack.thoughts)  # (B, S, H, W, d)
         tokens = tokens + self.ages(stack.ages.clamp(max=self.stack_size))[:, :, None, None]
@@ -272,7 +271,7 @@ class AttentionReader(nn.Module):
         return Memory(
             rearrange(tokens, "b s h w d -> b (s h w) d"),
             bias.repeat_interleave(cells, 1),
-            positions.repeat(batch, slots),
+            positions.repeat(slots),
         )
 
 
