@@ -163,10 +163,17 @@ def _shared_env(
 @nox.session(venv_backend="none")
 @nox.parametrize("package,backend", TEST_MATRIX, ids=[f"{p}-{b}" for p, b in TEST_MATRIX])
 def tests(session: nox.Session, package: str, backend: str) -> None:
-    """A package's tests against one backend (chosen through TSU_BACKEND)."""
+    """A package's tests against one backend (chosen through TSU_BACKEND).
+
+    The environment holds every backend package the package is tested against, so its sessions
+    for different backends share one environment (one install of torch and JAX, not one per
+    backend); `reference`, built into tsu-core, adds nothing, so tsu-core's own reference
+    session keeps an environment of numpy alone."""
     needed = ["tsu-core", package]
     if BACKEND_PACKAGES[backend]:
-        needed.append(BACKEND_PACKAGES[backend])
+        needed += [
+            BACKEND_PACKAGES[b] for p, b in TEST_MATRIX if p == package and BACKEND_PACKAGES[b]
+        ]
     env = _shared_env(session, needed)
     # README command blocks run once per package, with its first test backend.
     first = backend == next(b for p, b in TEST_MATRIX if p == package)

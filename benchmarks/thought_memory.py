@@ -16,6 +16,8 @@ later), a fraction `--repeat-probability` of the rest verbatim repeats (the last
 the first). Then, per model, on the validation text with fixed seeds:
 
 - `fact_recall`: exact match of the asked code, read in one step, at each distance x facts;
+  for the thought model also with the fact turn opening the conversation (`history: none`,
+  as in a chat fewer turns old than an episode);
 - `repeat_accuracy`: token accuracy of a fully masked last turn that repeats the first;
 - `val_perplexity_bound`: the MDLM bound on plain validation text;
 - `generation`: at the largest distance, time per generated token (answering the question,
@@ -32,6 +34,7 @@ Prints JSON lines: {"what", "config", "device", "value", "unit"}.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import statistics
 import sys
@@ -117,6 +120,7 @@ def run(name: str, arguments: argparse.Namespace, text: str) -> None:
         recall_probability=arguments.repeat_probability,
         memory_probability=arguments.memory_probability,
         memory_facts=tuple(int(n) for n in arguments.train_facts.split(",")),
+        memory_history=arguments.memory_history,
         answer_weight=arguments.answer_weight,
         written_tokens_weight=arguments.written_tokens_weight,
         context="all" if name == "twin" else "turn",
@@ -149,6 +153,7 @@ def run(name: str, arguments: argparse.Namespace, text: str) -> None:
         "turns": f"{turns}x{length}",
         "memory_probability": arguments.memory_probability,
         "train_facts": arguments.train_facts,
+        "memory_history": arguments.memory_history,
         "answer_weight": arguments.answer_weight,
         "written_tokens_weight": arguments.written_tokens_weight,
         "learning_rate": arguments.learning_rate,
@@ -158,18 +163,23 @@ def run(name: str, arguments: argparse.Namespace, text: str) -> None:
     with autocast:
         bound = evaluate(model, data, train, arguments.eval_batches)["perplexity"]
         emit_torch("val_perplexity_bound", config, bound, "perplexity")
-        for facts in (int(n) for n in arguments.facts.split(",")):
-            for distance in (int(d) for d in arguments.distances.split(",")):
-                try:
-                    value = recall_rate(model, task, reader, facts, distance, arguments.episodes)
-                except ValueError as error:  # more turns needed, or the facts do not fit
-                    logging.warning(
-                        "fact recall, %d facts at distance %d: %s", facts, distance, error
-                    )
-                    continue
-                emit_torch(
-                    "fact_recall", config | {"facts": facts, "distance": distance}, value, "exact"
+        # 'full': every turn of the episode before the question; 'none': the fact turn opens
+        # the conversation, as in a chat fewer turns old than an episode (thoughts only).
+        histories = ("full", "none") if reader == "thoughts" else ("full",)
+        for facts, distance, history in itertools.product(
+            (int(n) for n in arguments.facts.split(",")),
+            (int(d) for d in arguments.distances.split(",")),
+            histories,
+        ):
+            try:
+                value = recall_rate(
+                    model, task, reader, facts, distance, arguments.episodes, history=history
                 )
+            except ValueError as error:  # more turns needed, or the facts do not fit
+                logging.warning("fact recall, %d facts at distance %d: %s", facts, distance, error)
+                continue
+            where = {"facts": facts, "distance": distance, "history": history}
+            emit_torch("fact_recall", config | where, value, "exact")
         repeat = repeat_accuracy(model, data, reader, turns, length, arguments.episodes)
         emit_torch("repeat_accuracy", config | {"distance": turns - 1}, repeat, "token accuracy")
         cost = generation_cost(model, task, reader, turns - 1, arguments.repeats)
@@ -197,6 +207,12 @@ def main() -> None:
     parser.add_argument("--repeat-probability", type=float, default=0.1)
     parser.add_argument("--train-facts", default="1,4,16", help="facts per training episode")
     parser.add_argument("--answer-weight", type=float, default=1.0, help="of the answer's loss")
+    parser.add_argument(
+        "--memory-history",
+        default="varied",
+        choices=["varied", "full"],
+        help="where a training episode's conversation starts (TrainConfig.memory_history)",
+    )
     parser.add_argument(
         "--written-tokens-weight",
         type=float,

@@ -3,6 +3,7 @@ previous save kept and used when the newest is damaged, no partial file after a 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import struct
 from pathlib import Path
@@ -129,3 +130,13 @@ def test_a_config_stored_before_write_with_memory_keeps_its_meaning(tiny_config)
     assert stored.pop("write_with_memory") is False  # the default for new models
     assert ModelConfig.from_dict(stored).write_with_memory is True
     assert ModelConfig.from_dict(tiny_config().to_dict()).write_with_memory is False
+
+
+def test_a_run_stored_before_memory_history_keeps_its_episodes(tmp_path, tiny_config):
+    """A run saved without `memory_history` resumes with every episode from its first turn."""
+    path = tmp_path / "checkpoint.safetensors"
+    _save(path, tiny_config, 1)
+    assert read_checkpoint(path).train_config.memory_history == "varied"  # new runs
+    stored = dataclasses.asdict(TrainConfig())
+    del stored["memory_history"]
+    assert TrainConfig.from_dict(stored).memory_history == "full"

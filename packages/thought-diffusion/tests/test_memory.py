@@ -61,6 +61,27 @@ def test_episodes_state_the_fact_distance_turns_before_the_question():
     assert 16 <= memory_rows <= 32
 
 
+def test_a_conversation_starts_at_or_before_its_fact_turn():
+    task = _task(turn_length=48, num_turns=5)
+    for history in ("full", "none", "varied"):
+        episodes = task.episodes(
+            "train", 400, torch.Generator().manual_seed(3), probability=0.75, history=history
+        )
+        fact_turn = 4 - episodes.distance
+        memory = episodes.distance > 0
+        assert not episodes.start[~memory].any()  # plain rows: the whole episode
+        if history == "full":
+            assert not episodes.start.any()
+        elif history == "none":
+            assert torch.equal(episodes.start[memory], fact_turn[memory])
+        else:
+            assert (episodes.start <= fact_turn).all()
+            # every start up to the fact turn is drawn, for each fact turn
+            for turn in range(4):
+                drawn = set(episodes.start[memory & (fact_turn == turn)].tolist())
+                assert drawn == set(range(turn + 1))
+
+
 def test_episodes_reject_what_does_not_fit():
     with pytest.raises(ValueError, match="do not fit a turn"):
         _task(turn_length=64).episodes("train", 4, torch.Generator().manual_seed(0), facts=16)
@@ -115,14 +136,17 @@ def test_recall_rate_is_one_for_a_reader_of_the_context_and_chance_without_it():
 
 
 def test_training_batch_for_the_long_context_twin_is_one_turn_of_every_turn():
-    train = TrainConfig(batch_size=6, turn_length=48, num_turns=3, memory_probability=1.0)
+    train = TrainConfig(
+        batch_size=6, turn_length=48, num_turns=3, memory_probability=1.0, memory_history="full"
+    )
     task = _task(turn_length=48, num_turns=3)
-    turns, answer = training_batch(task.data, task, train, torch.Generator().manual_seed(1))
-    flat, flat_answer = training_batch(
+    turns, answer, start = training_batch(task.data, task, train, torch.Generator().manual_seed(1))
+    assert not start.any()
+    flat, flat_answer, flat_start = training_batch(
         task.data, task, TrainConfig(**{**train.__dict__, "context": "all"}),
         torch.Generator().manual_seed(1),
     )  # fmt: skip
-    assert flat.shape == (6, 1, 144) and flat_answer.shape == (6, 144)
+    assert flat.shape == (6, 1, 144) and flat_answer.shape == (6, 144) and flat_start is None
     assert torch.equal(flat[:, 0], turns.flatten(1))
     assert torch.equal(flat_answer[:, 96:], answer) and not flat_answer[:, :96].any()
 

@@ -46,6 +46,19 @@ def test_push_is_differentiable(tiny_config):
     assert torch.equal(importance.grad, torch.ones(2))
 
 
+def test_push_where_pushes_only_in_the_marked_rows(tiny_config):
+    config = tiny_config()
+    shape = (4, config.thought_height, config.thought_width, config.thought_channels)
+    stack = ThoughtStack.empty(4, config).push(torch.randn(shape), torch.randn(4))
+    thought, importance = torch.randn(shape), torch.randn(4)
+    where = torch.tensor([True, False, True, False])
+    pushed = stack.push(thought, importance, where)
+    everywhere = stack.push(thought, importance)
+    for part, kept, new in zip(pushed.fields(), stack.fields(), everywhere.fields(), strict=True):
+        assert torch.equal(part[where], new[where]) and torch.equal(part[~where], kept[~where])
+    assert pushed.count().tolist() == [2, 1, 2, 1]
+
+
 def test_push_rejects_a_wrong_shape(tiny_config):
     stack = ThoughtStack.empty(2, tiny_config())
     with pytest.raises(ValueError, match="expected a thought of shape"):

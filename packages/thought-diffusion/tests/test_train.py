@@ -116,8 +116,9 @@ def test_turns_together_match_turn_by_turn(
     tiny_config, monkeypatch, objective, use_thoughts, written_tokens_weight
 ):
     """The one-call path (thoughts written from their turn alone) gives the loss, per-turn
-    bound and gradients of the turn-by-turn path. t = 1 masks every token, so both paths see
-    the same inputs whatever their random draws."""
+    bound and gradients of the turn-by-turn path, rows whose conversations start at different
+    turns included. t = 1 masks every token, so both paths see the same inputs whatever their
+    random draws."""
     monkeypatch.setattr(diffusion, "sample_times", lambda size, *_, **__: torch.ones(size))
     torch.manual_seed(0)
     config = tiny_config(vocab_size=20, max_length=8, use_thoughts=use_thoughts)
@@ -135,7 +136,8 @@ def test_turns_together_match_turn_by_turn(
     results = []
     for loss_of in (train_module._all_turns_loss, train_module._turn_by_turn_loss):
         model.zero_grad()
-        loss, per_turn = loss_of(model, batch, train, torch.Generator(), 1.0, answer)
+        start = torch.tensor([0, 1, 3])
+        loss, per_turn = loss_of(model, batch, train, torch.Generator(), 1.0, answer, start)
         loss.backward()
         gradients = [p.grad.clone() for p in model.parameters() if p.grad is not None]
         results.append((loss.detach(), per_turn, gradients))
@@ -166,6 +168,31 @@ def test_written_tokens_term_is_the_writing_pass_cross_entropy(tiny_config, monk
     logits, _, _ = model(written)
     expected = torch.nn.functional.cross_entropy(logits.flatten(0, 1), written.flatten())
     assert torch.allclose(losses[1] - losses[0], 0.7 * expected, rtol=1e-4)
+
+
+@pytest.mark.parametrize("write_with_memory", [False, True])
+def test_turns_before_a_conversation_starts_do_not_reach_its_last_turn(
+    tiny_config, write_with_memory
+):
+    """With every row's conversation starting at turn 2, turns 0 and 1 are not pushed: the
+    last turn's bound is the same whatever they hold. From turn 0 they reach it."""
+    torch.manual_seed(0)
+    model = ThoughtDiffusionLM(
+        tiny_config(vocab_size=20, max_length=8, write_with_memory=write_with_memory)
+    )
+    train = TrainConfig(batch_size=3, turn_length=8, num_turns=4)
+    batch = torch.randint(0, 19, (3, 4, 8), generator=torch.Generator().manual_seed(1))
+    changed = batch.clone()
+    changed[:, :2] = torch.randint(0, 19, (3, 2, 8), generator=torch.Generator().manual_seed(2))
+    for start, same in ((2, True), (0, False)):
+        starts = torch.full((3,), start)
+        last = [
+            train_module.sequence_loss(
+                model, tokens, train, torch.Generator().manual_seed(5), start=starts
+            )[1][-1]
+            for tokens in (batch, changed)
+        ]
+        assert torch.equal(last[0], last[1]) == same
 
 
 def test_a_thought_written_alone_ignores_the_stack(tiny_config):

@@ -187,7 +187,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         return Checkpoint(
             path=path,
             model_config=ModelConfig.from_dict(json.loads(metadata["model_config"])),
-            train_config=TrainConfig(**json.loads(metadata["train_config"])),
+            train_config=TrainConfig.from_dict(json.loads(metadata["train_config"])),
             step=int(metadata["step"]),
             tokenizer=metadata["tokenizer"],
             optimizer_groups=json.loads(metadata["optimizer_groups"]),

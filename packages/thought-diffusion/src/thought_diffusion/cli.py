@@ -503,6 +503,8 @@ TRAIN_HELP = {
     "memory_probability": "fraction of sequences that are fact-recall episodes: a fact, then a "
     "question about it",
     "memory_facts": "facts per episode, drawn from this list, e.g. 1,4",
+    "memory_history": "where a fact-recall conversation starts: varied, anywhere up to the fact "
+    "turn (a question is asked of stacks of every fill, as in a chat); full, the first turn",
     "answer_weight": "weight of the fact answer's loss",
     "context": "all: the long-context twin, every earlier turn in the context; use it "
     "with --no-thoughts",
@@ -558,6 +560,9 @@ def _add_train(commands: Any) -> None:
     for name in ("recall_probability", "memory_probability"):
         train.add_argument(f"--{name.replace('_', '-')}", type=float, help=TRAIN_HELP[name])
     train.add_argument("--memory-facts", type=_facts, help=TRAIN_HELP["memory_facts"])
+    train.add_argument(
+        "--memory-history", choices=["varied", "full", "none"], help=TRAIN_HELP["memory_history"]
+    )
     train.add_argument("--answer-weight", type=float, help=TRAIN_HELP["answer_weight"])
     train.add_argument("--context", choices=["turn", "all"], help=TRAIN_HELP["context"])
     train.add_argument("--learning-rate", type=float, help=TRAIN_HELP["learning_rate"])

@@ -127,6 +127,10 @@ class TrainConfig:
         memory_probability: fraction of sequences that are fact-recall episodes (`memory.py`):
             a fact turn, then a question about it 1..num_turns-1 turns later.
         memory_facts: facts per fact-recall episode, drawn uniformly from this tuple.
+        memory_history: where a fact-recall episode's conversation starts
+            (`FactRecall.episodes`): 'varied' at a turn drawn up to the fact turn, so that
+            questions are asked of stacks of every fill, as in a chat younger than an episode;
+            'full' at the first turn; 'none' at the fact turn. Only the thought model reads it.
         answer_weight: weight of the answer's loss (nats per sequence) in fact-recall episodes.
         context: 'turn' scores each turn seeing only itself (and the thought stack); 'all' gives
             the long-context twin: every sequence is one turn of num_turns x turn_length tokens.
@@ -148,6 +152,7 @@ class TrainConfig:
     recall_probability: float = 0.25
     memory_probability: float = 0.0
     memory_facts: tuple[int, ...] = (1,)
+    memory_history: str = "varied"
     answer_weight: float = 1.0
     context: str = "turn"
     steps: int = 1000
@@ -178,8 +183,17 @@ class TrainConfig:
             raise ValueError(f"schedule: expected 'linear' or 'cosine', got {self.schedule!r}")
         if self.context not in ("turn", "all"):
             raise ValueError(f"context: expected 'turn' or 'all', got {self.context!r}")
+        if self.memory_history not in ("full", "none", "varied"):
+            raise ValueError(
+                f"memory_history: expected 'full', 'none' or 'varied', got {self.memory_history!r}"
+            )
         self.memory_facts = tuple(self.memory_facts)  # a list after a JSON round trip
         if self.memory_probability > 0 and self.num_turns < 2:
             raise ValueError("memory_probability > 0 needs num_turns >= 2 (a fact, a question)")
         if self.num_turns < 1 or self.turn_length < 2:
             raise ValueError("num_turns must be >= 1 and turn_length >= 2")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        # Runs stored before `memory_history` existed started every episode at its first turn.
+        return cls(**{"memory_history": "full", **values})

@@ -9,6 +9,12 @@ see the fact turn answers by chance (1 in 10,000). The answer's positions
 are returned with the tokens: training always masks them (an extra loss on them teaches the
 task), evaluation masks them and everything after and scores an exact match.
 
+Each episode also says where its conversation starts (`Episodes.start`): the turns before
+it are not part of it, so the thought reader does not write them to the stack. A chat asks its
+question of a stack that holds as many thoughts as the chat had turns, fewer than a training
+episode's T - 1; training on conversations that start anywhere up to the fact turn
+(`history='varied'`) shows the model questions asked of stacks of every fill.
+
 Three ways to see the earlier turns, one per model kind (`Reader`):
 - 'thoughts': turns before the last are read one at a time and written to the thought stack;
 - 'turn': the last turn alone (the baseline without thoughts: its floor is chance);
@@ -42,6 +48,7 @@ NAMES = (
 )  # fmt: skip
 
 Reader = Literal["thoughts", "turn", "context"]
+History = Literal["full", "none", "varied"]
 
 
 @dataclass(frozen=True)
@@ -52,14 +59,21 @@ class Episodes:
         tokens: (B, T, L) token ids.
         answer: (B, L) the answer's positions in the last turn (all False for plain rows).
         distance: (B,) turns from the fact turn to the last (0 for plain rows).
+        start: (B,) the conversation's first turn; the turns before it are not part of it.
     """
 
     tokens: torch.Tensor
     answer: torch.Tensor
     distance: torch.Tensor
+    start: torch.Tensor
 
     def to(self, device: torch.device | str) -> Episodes:
-        return Episodes(self.tokens.to(device), self.answer.to(device), self.distance.to(device))
+        return Episodes(
+            self.tokens.to(device),
+            self.answer.to(device),
+            self.distance.to(device),
+            self.start.to(device),
+        )
 
 
 class FactRecall:
@@ -105,14 +119,19 @@ class FactRecall:
         distance: int | None = None,
         probability: float = 1.0,
         repeat_probability: float = 0.0,
+        history: History = "full",
     ) -> Episodes:
         """(B, T, L) episodes; each row a memory episode with `probability`, else plain text.
 
         `facts`: the facts per episode (a tuple: drawn uniformly per row); `distance`: turns
         from the fact turn to the question (None: drawn uniformly from 1..T-1);
         `repeat_probability`: plain rows whose last turn repeats the first
-        (`TokenData.batch`'s verbatim-repeat task).
+        (`TokenData.batch`'s verbatim-repeat task); `history`: where a memory row's
+        conversation starts: 'full' at the first turn, 'none' at the fact turn, 'varied' at a
+        turn drawn uniformly up to the fact turn (plain rows always start at the first turn).
         """
+        if history not in ("full", "none", "varied"):
+            raise ValueError(f"history: expected 'full', 'none' or 'varied', got {history!r}")
         counts = (facts,) if isinstance(facts, int) else tuple(facts)
         if max(counts) > len(NAMES) or min(counts) < 1:
             raise ValueError(f"facts per episode must lie in [1, {len(NAMES)}], got {counts}")
@@ -126,6 +145,7 @@ class FactRecall:
         )
         answer = torch.zeros(batch_size, self.turn_length, dtype=torch.bool)
         distances = torch.zeros(batch_size, dtype=torch.long)
+        starts = torch.zeros(batch_size, dtype=torch.long)
         uniforms = torch.rand(batch_size, generator=generator)
         for row in range(batch_size):
             if uniforms[row] >= probability:
@@ -143,7 +163,12 @@ class FactRecall:
             start = len(question)
             answer[row, start : start + len(value)] = True
             distances[row] = gap
-        return Episodes(tokens, answer, distances)
+            fact_turn = self.num_turns - 1 - gap
+            if history == "none":
+                starts[row] = fact_turn
+            elif history == "varied":
+                starts[row] = int(torch.randint(fact_turn + 1, (), generator=generator))
+        return Episodes(tokens, answer, distances, starts)
 
 
 def answer_inputs(tokens: torch.Tensor, answer: torch.Tensor, mask_id: int) -> torch.Tensor:
@@ -160,6 +185,8 @@ def answer_logits(model: torch.nn.Module, episodes: Episodes, reader: Reader) ->
     tokens = episodes.tokens
     last = answer_inputs(tokens[:, -1], episodes.answer, config.mask_id)
     if reader == "context":
+        if bool(episodes.start.any()):
+            raise ValueError("the long-context reader sees every earlier turn: start must be 0")
         context = tokens[:, :-1].flatten(1)
         logits, _, _ = model(torch.cat([context, last], 1))
         return logits[:, context.shape[1] :]
@@ -167,7 +194,7 @@ def answer_logits(model: torch.nn.Module, episodes: Episodes, reader: Reader) ->
         return model(last)[0]
     stack = ThoughtStack.empty(tokens.shape[0], config, tokens.device)
     for turn in range(tokens.shape[1] - 1):
-        stack = model.remember(tokens[:, turn], stack)
+        stack = model.remember(tokens[:, turn], stack, where=episodes.start <= turn)
     return model(last, model.read(stack))[0]
 
 
@@ -181,9 +208,11 @@ def recall_rate(
     num_episodes: int,
     batch_size: int = 64,
     seed: int = 0,
+    history: History = "full",
 ) -> float:
     """Exact-match accuracy of the asked value (every answer token right, read in one step
-    by argmax) over `num_episodes` validation episodes with a fixed seed."""
+    by argmax) over `num_episodes` validation episodes with a fixed seed; `history` as in
+    `FactRecall.episodes` ('none': the fact turn opens the conversation)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -191,7 +220,9 @@ def recall_rate(
     correct = total = 0
     while total < num_episodes:
         size = min(batch_size, num_episodes - total)
-        episodes = task.episodes("validation", size, generator, facts, distance).to(device)
+        episodes = task.episodes(
+            "validation", size, generator, facts, distance, history=history
+        ).to(device)
         predicted = answer_logits(model, episodes, reader).argmax(-1)
         right = (predicted == episodes.tokens[:, -1]) | ~episodes.answer
         correct += int(right.all(1).sum())
@@ -223,7 +254,8 @@ def repeat_accuracy(
         size = min(batch_size, num_episodes - total // turn_length)
         tokens = data.recall_episodes(size, num_turns, turn_length, generator)
         answer = torch.ones(size, turn_length, dtype=torch.bool)
-        episodes = Episodes(tokens, answer, torch.full((size,), num_turns - 1)).to(device)
+        distance = torch.full((size,), num_turns - 1)
+        episodes = Episodes(tokens, answer, distance, torch.zeros_like(distance)).to(device)
         predicted = answer_logits(model, episodes, reader).argmax(-1)
         correct += int((predicted == episodes.tokens[:, -1]).sum())
         total += predicted.numel()

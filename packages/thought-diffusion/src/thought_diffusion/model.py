@@ -445,10 +445,13 @@ class ThoughtDiffusionLM(nn.Module):
         thought, importance = self.write(hidden)
         return thought, importance, logits
 
-    def remember(self, tokens: torch.Tensor, stack: ThoughtStack) -> ThoughtStack:
-        """`stack` with the thought of finished turns (B, L) pushed."""
+    def remember(
+        self, tokens: torch.Tensor, stack: ThoughtStack, where: torch.Tensor | None = None
+    ) -> ThoughtStack:
+        """`stack` with the thought of finished turns (B, L) pushed (only in the rows `where`
+        (B,) marks, when given)."""
         memory = self.read(stack) if self.config.write_with_memory else None
-        return stack.push(*self.thought_of(tokens, memory))
+        return stack.push(*self.thought_of(tokens, memory), where=where)
 
     def check_tokens(self, tokens: torch.Tensor, offset: int = 0) -> None:
         """Clear errors for ids outside the vocabulary and for over-long inputs."""

@@ -61,11 +61,14 @@ class ThoughtStack:
         """(B,) thoughts held."""
         return self.valid.sum(1)
 
-    def push(self, thought: torch.Tensor, importance: torch.Tensor) -> ThoughtStack:
+    def push(
+        self, thought: torch.Tensor, importance: torch.Tensor, where: torch.Tensor | None = None
+    ) -> ThoughtStack:
         """Add a thought (B, H, W, C) with importance (B,); keep the S most important.
 
         Among the S held slots and the new thought, the S with the highest importance stay
-        (empty slots rank below everything), in the order they were pushed.
+        (empty slots rank below everything), in the order they were pushed. `where` (B,)
+        bool, optional: push only in these rows; the others keep their stack unchanged.
         """
         if (
             thought.shape[0] != self.thoughts.shape[0]
@@ -82,33 +85,36 @@ class ThoughtStack:
         rank = torch.where(valid, importance.detach(), torch.full_like(importance, -torch.inf))
         keep = rank.topk(self.size, dim=1).indices.sort(dim=1).values  # (B, S), push order
         gather = keep[:, :, None, None, None].expand(-1, -1, *thoughts.shape[2:])
-        return ThoughtStack(
+        pushed = ThoughtStack(
             thoughts=thoughts.gather(1, gather),
             importance=importance.gather(1, keep),
             valid=valid.gather(1, keep),
             ages=ages.gather(1, keep),
         )
+        if where is None:
+            return pushed
+        return ThoughtStack(
+            *(
+                torch.where(where.view(-1, *[1] * (new.dim() - 1)), new, old)
+                for new, old in zip(pushed.fields(), self.fields(), strict=True)
+            )
+        )
+
+    def fields(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(thoughts, importance, valid, ages)."""
+        return self.thoughts, self.importance, self.valid, self.ages
 
     @classmethod
     def concatenate(cls, stacks: list[ThoughtStack]) -> ThoughtStack:
         """The stacks' batches one after another (along the batch dimension)."""
-        return cls(
-            torch.cat([stack.thoughts for stack in stacks]),
-            torch.cat([stack.importance for stack in stacks]),
-            torch.cat([stack.valid for stack in stacks]),
-            torch.cat([stack.ages for stack in stacks]),
-        )
+        parts = zip(*(stack.fields() for stack in stacks), strict=True)
+        return cls(*(torch.cat(part) for part in parts))
 
     def detach(self) -> ThoughtStack:
         return ThoughtStack(self.thoughts.detach(), self.importance.detach(), self.valid, self.ages)
 
     def to(self, device: torch.device | str) -> ThoughtStack:
-        return ThoughtStack(
-            self.thoughts.to(device),
-            self.importance.to(device),
-            self.valid.to(device),
-            self.ages.to(device),
-        )
+        return ThoughtStack(*(part.to(device) for part in self.fields()))
 
     def save(self, path: str | Path) -> None:
         """Write the stack to a safetensors file (atomically: temp file, then rename)."""

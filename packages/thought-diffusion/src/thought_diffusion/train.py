@@ -57,13 +57,16 @@ def sequence_loss(
     generator: torch.Generator,
     maximum_t: float = 1.0,
     answer: torch.Tensor | None = None,
+    start: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean loss per token over a (B, T, L) batch and the per-turn bound (T,) in nats/token.
 
     Diffusion: the negative-ELBO estimate; autoregressive: the negative log-likelihood.
     `answer` (B, L), optional, marks the answer of a fact-recall question in the last turn:
     it is always masked there and its cross-entropy, times `train.answer_weight`, joins the
-    loss (the per-turn bound leaves it out).
+    loss (the per-turn bound leaves it out). `start` (B,), optional: each row's conversation
+    starts there (`memory.Episodes.start`); the thoughts of earlier turns are not pushed
+    (those turns are still scored, each with the stack of its own conversation).
     Optional auxiliary losses (thought model only): score each written turn's own tokens from
     the pass its thought is pooled from (cross-entropy), predict the next thought from the
     newest held one (MSE) and reconstruct a turn from its thought alone (the fully masked
@@ -79,7 +82,7 @@ def sequence_loss(
         config.write_with_memory or train.next_thought_weight > 0 or train.reconstruction_weight > 0
     )
     loss = _turn_by_turn_loss if sequential else _all_turns_loss
-    return loss(model, batch, train, generator, maximum_t, answer)
+    return loss(model, batch, train, generator, maximum_t, answer, start)
 
 
 def _answer_term(
@@ -107,6 +110,7 @@ def _all_turns_loss(
     generator: torch.Generator,
     maximum_t: float,
     answer: torch.Tensor | None,
+    start: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`sequence_loss` with the turns scored together: one call writes the thoughts of turns
     1..T-1 (each from its turn alone), pushes build the stack each turn sees, and one call
@@ -125,7 +129,8 @@ def _all_turns_loss(
         importance = importance.unflatten(0, (num_turns - 1, batch_size))
         stacks = [ThoughtStack.empty(batch_size, config, batch.device)]
         for turn in range(num_turns - 1):
-            stacks.append(stacks[-1].push(thought[turn], importance[turn]))
+            where = None if start is None else start <= turn
+            stacks.append(stacks[-1].push(thought[turn], importance[turn], where))
         memory = core.read(ThoughtStack.concatenate(stacks))
     if train.objective == "autoregressive":
         loss = autoregressive_loss(model, tokens)
@@ -149,6 +154,7 @@ def _turn_by_turn_loss(
     generator: torch.Generator,
     maximum_t: float,
     answer: torch.Tensor | None,
+    start: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`sequence_loss` a turn at a time: turn k is denoised, then written to the stack that
     turn k + 1 reads."""
@@ -192,7 +198,7 @@ def _turn_by_turn_loss(
                 auxiliary = auxiliary + train.reconstruction_weight * functional.cross_entropy(
                     logits.flatten(0, 1), tokens.flatten()
                 )
-            stack = stack.push(thought, importance)
+            stack = stack.push(thought, importance, None if start is None else start <= turn)
     per_turn = torch.stack(per_turn)
     return per_turn.mean() + auxiliary, per_turn.detach()
 
@@ -203,9 +209,10 @@ def training_batch(
     train: TrainConfig,
     generator: torch.Generator,
     split: str = "train",
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """A (B, T, L) batch and its answer positions (B, L) (None without fact recall), laid out
-    for `train.context`: with 'all' every sequence becomes one turn of T x L tokens."""
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """A (B, T, L) batch, its answer positions (B, L) and where each row's conversation starts
+    (B,) (both None without fact recall), laid out for `train.context`: with 'all' every
+    sequence becomes one turn of T x L tokens, which starts at the first turn."""
     if task is None:
         batch = data.batch(
             split,
@@ -215,7 +222,7 @@ def training_batch(
             generator,
             train.recall_probability,
         )
-        answer = None
+        answer = start = None
     else:
         episodes = task.episodes(
             split,
@@ -224,14 +231,16 @@ def training_batch(
             train.memory_facts,
             probability=train.memory_probability,
             repeat_probability=train.recall_probability,
+            history=train.memory_history if train.context == "turn" else "full",
         )
-        batch, answer = episodes.tokens, episodes.answer
+        batch, answer, start = episodes.tokens, episodes.answer, episodes.start
     if train.context == "all":
         batch = batch.flatten(1)[:, None]
         if answer is not None:
             earlier = answer.new_zeros(answer.shape[0], batch.shape[2] - answer.shape[1])
             answer = torch.cat([earlier, answer], 1)
-    return batch, answer
+        start = None
+    return batch, answer, start
 
 
 def memory_task(train: TrainConfig, data: TokenData, tokenizer_json: str) -> FactRecall | None:
@@ -463,12 +472,13 @@ def train_model(
             group["lr"] = rate
         total = 0.0
         for _ in range(train.accumulation_steps):
-            batch, answer = training_batch(data, task, train, generator)
+            batch, answer, start = training_batch(data, task, train, generator)
             batch = batch.to(device)
             answer = None if answer is None else answer.to(device)
+            start = None if start is None else start.to(device)
             with _autocast(train.precision, device):
                 loss, _ = sequence_loss(
-                    model, batch, train, generator, progressive_maximum(step, train), answer
+                    model, batch, train, generator, progressive_maximum(step, train), answer, start
                 )
             (loss / train.accumulation_steps).backward()
             total += float(loss.detach()) / train.accumulation_steps
