@@ -19,8 +19,9 @@ Each package declares, in its pyproject.toml,
     forbidden = ["torch"]              # frameworks it must not pull in (checked by isolation)
 
 Test environments are shared between sessions whose package sets are equal (a hash of the set
-and of the packages' pyproject files names the environment), and packages are installed
-editable, so repeated runs only run the tests. pip (not uv) installs everything, so pip's
+and of the packages' pyproject files names the environment; a package's environment holds every
+backend it is tested against), and packages are installed editable, so repeated runs only run
+the tests. JAX's persistent compilation cache under .nox is shared by the test sessions. pip (not uv) installs everything, so pip's
 configuration (local mirrors, constraints) is honoured. Large files that an environment shares
 byte for byte with another (torch, jaxlib) become hard links, so a full run needs far less disk.
 """
@@ -188,8 +189,23 @@ def tests(session: nox.Session, package: str, backend: str) -> None:
         *(str(ROOT / path) for path in together),
         *session.posargs,
         external=True,
-        env={"TSU_BACKEND": backend, "PYTHONHASHSEED": "0", "TSU_README_COMMANDS": str(int(first))},
+        env={
+            "TSU_BACKEND": backend,
+            "PYTHONHASHSEED": "0",
+            "TSU_README_COMMANDS": str(int(first)),
+            **JAX_CACHE,
+        },
     )
+
+
+# JAX's persistent compilation cache, shared by every test session and the processes tests
+# start: the same small programs (a tiny model's sampler, a training step) are compiled by many
+# tests and subprocesses, and compiling dominates their time on a CPU. A cache hit returns the
+# executable compiled for the same program, options, device and JAX version.
+JAX_CACHE = {
+    "JAX_COMPILATION_CACHE_DIR": str(ROOT / ".nox" / "jax-cache"),
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+}
 
 
 # tsu-core's tests of numpy/JAX/torch conversion, device names and gradient averaging, and the

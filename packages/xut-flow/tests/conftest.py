@@ -15,8 +15,11 @@ import pytest  # noqa: E402
 
 @pytest.fixture(scope="session")
 def compilation_cache(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Environment for subprocesses that share this session's compilation cache."""
-    directory = str(tmp_path_factory.mktemp("jax-cache"))
+    """Environment for subprocesses that share this session's compilation cache (the one
+    JAX_COMPILATION_CACHE_DIR names, as nox's test sessions set it, else a new one)."""
+    directory = os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(
+        tmp_path_factory.mktemp("jax-cache")
+    )
     jax.config.update("jax_compilation_cache_dir", directory)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     return {
