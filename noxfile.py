@@ -161,21 +161,23 @@ def _shared_env(
     return env
 
 
+def _test_packages(package: str, backend: str) -> list[str]:
+    """The packages in the environment of `package`'s tests against `backend`: tsu-core, the
+    package and every backend package it is tested against, so that its sessions for different
+    backends (and its example) share one environment, one install of torch and JAX;
+    `reference`, built into tsu-core, adds nothing, so tsu-core's own reference session keeps
+    an environment of numpy alone."""
+    if BACKEND_PACKAGES[backend] is None:
+        return ["tsu-core", package]
+    backends = [b for tested, b in TEST_MATRIX if tested == package]
+    return ["tsu-core", package, *(BACKEND_PACKAGES[b] for b in backends if BACKEND_PACKAGES[b])]
+
+
 @nox.session(venv_backend="none")
 @nox.parametrize("package,backend", TEST_MATRIX, ids=[f"{p}-{b}" for p, b in TEST_MATRIX])
 def tests(session: nox.Session, package: str, backend: str) -> None:
-    """A package's tests against one backend (chosen through TSU_BACKEND).
-
-    The environment holds every backend package the package is tested against, so its sessions
-    for different backends share one environment (one install of torch and JAX, not one per
-    backend); `reference`, built into tsu-core, adds nothing, so tsu-core's own reference
-    session keeps an environment of numpy alone."""
-    needed = ["tsu-core", package]
-    if BACKEND_PACKAGES[backend]:
-        needed += [
-            BACKEND_PACKAGES[b] for p, b in TEST_MATRIX if p == package and BACKEND_PACKAGES[b]
-        ]
-    env = _shared_env(session, needed)
+    """A package's tests against one backend (chosen through TSU_BACKEND)."""
+    env = _shared_env(session, _test_packages(package, backend))
     # README command blocks run once per package, with its first test backend.
     first = backend == next(b for p, b in TEST_MATRIX if p == package)
     # Tests of helpers that convert between frameworks need torch and JAX together, which
@@ -353,7 +355,7 @@ def examples(session: nox.Session, package: str) -> None:
     """A package's first example in its quick form, in the environment of the package's tests
     against its first backend (so CI installs nothing more). Data comes from ../shared/data."""
     backend = next(name for tested, name in TEST_MATRIX if tested == package)
-    env = _shared_env(session, ["tsu-core", package, BACKEND_PACKAGES[backend] or "tsu-core"])
+    env = _shared_env(session, _test_packages(package, backend))
     script = ROOT / "examples" / FIRST_EXAMPLES[package]
     session.run(
         str(env / "bin" / "python"),
