@@ -21,8 +21,8 @@ Each package declares, in its pyproject.toml,
 Test environments are shared between sessions whose package sets are equal (a hash of the set
 and of the packages' pyproject files names the environment; a package's environment holds every
 backend it is tested against), and packages are installed editable, so repeated runs only run
-the tests. JAX's persistent compilation cache under .nox is shared by the test sessions. pip (not uv) installs everything, so pip's
-configuration (local mirrors, constraints) is honoured. Large files that an environment shares
+the tests. The test sessions share JAX's persistent compilation cache under .nox. pip (not uv)
+installs everything, so pip's configuration (local mirrors, constraints) is honoured. Large files that an environment shares
 byte for byte with another (torch, jaxlib) become hard links, so a full run needs far less disk.
 """
 

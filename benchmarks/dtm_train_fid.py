@@ -9,8 +9,8 @@ Prints JSON lines (what, config, device, value, unit); progress goes to stderr. 
 
 `--iterations auto` times the first iterations and sets `iterations` (where the learning rate's
 cosine decay ends) to what the budget allows; `--stop-minutes` ends this run sooner, so that a
-budget longer than one machine session is spent over resumed runs. A run resumes from the latest checkpoint in
-`--out` when there is one (its config wins; `--minutes` is then the time added). Quality is
+budget longer than one machine session is spent over resumed runs. A run resumes from the
+latest checkpoint in `--out` when there is one (its config wins; `--minutes` is then the time added). Quality is
 measured on binarised MNIST: FID against held-out images with the package's classifier as
 feature extractor, beside its floor (as many training images against the same held-out ones),
 and the recognisable rate (classifier confidence >= 0.9) of samples beside that of held-out

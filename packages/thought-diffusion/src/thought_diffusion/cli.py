@@ -26,7 +26,7 @@ import torch
 
 import tsu_core
 from thought_diffusion.checkpoint import NEWEST, Checkpoint, latest_intact, read_checkpoint
-from thought_diffusion.config import PRESETS, ModelConfig, TrainConfig, preset
+from thought_diffusion.config import MEMORY_HISTORIES, PRESETS, ModelConfig, TrainConfig, preset
 from thought_diffusion.data import TokenData, read_text
 from thought_diffusion.generate import GenerationConfig, generate, prepare_prompt, remember
 from thought_diffusion.thoughts import ThoughtStack
@@ -561,7 +561,7 @@ def _add_train(commands: Any) -> None:
         train.add_argument(f"--{name.replace('_', '-')}", type=float, help=TRAIN_HELP[name])
     train.add_argument("--memory-facts", type=_facts, help=TRAIN_HELP["memory_facts"])
     train.add_argument(
-        "--memory-history", choices=["varied", "full", "none"], help=TRAIN_HELP["memory_history"]
+        "--memory-history", choices=MEMORY_HISTORIES, help=TRAIN_HELP["memory_history"]
     )
     train.add_argument("--answer-weight", type=float, help=TRAIN_HELP["answer_weight"])
     train.add_argument("--context", choices=["turn", "all"], help=TRAIN_HELP["context"])

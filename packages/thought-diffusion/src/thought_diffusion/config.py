@@ -113,6 +113,11 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
     return replace(PRESETS[name], **overrides)
 
 
+# Where a fact-recall episode's conversation starts (`TrainConfig.memory_history`,
+# `memory.FactRecall.episodes`).
+MEMORY_HISTORIES = ("full", "none", "varied")
+
+
 @dataclass
 class TrainConfig:
     """The training run.
@@ -183,9 +188,9 @@ class TrainConfig:
             raise ValueError(f"schedule: expected 'linear' or 'cosine', got {self.schedule!r}")
         if self.context not in ("turn", "all"):
             raise ValueError(f"context: expected 'turn' or 'all', got {self.context!r}")
-        if self.memory_history not in ("full", "none", "varied"):
+        if self.memory_history not in MEMORY_HISTORIES:
             raise ValueError(
-                f"memory_history: expected 'full', 'none' or 'varied', got {self.memory_history!r}"
+                f"memory_history: expected one of {MEMORY_HISTORIES}, got {self.memory_history!r}"
             )
         self.memory_facts = tuple(self.memory_facts)  # a list after a JSON round trip
         if self.memory_probability > 0 and self.num_turns < 2:

@@ -31,6 +31,7 @@ from typing import Literal
 
 import torch
 
+from thought_diffusion.config import MEMORY_HISTORIES
 from thought_diffusion.data import TokenData
 from thought_diffusion.thoughts import ThoughtStack
 from thought_diffusion.tokenizer import Tokenizer
@@ -130,8 +131,8 @@ class FactRecall:
         conversation starts: 'full' at the first turn, 'none' at the fact turn, 'varied' at a
         turn drawn uniformly up to the fact turn (plain rows always start at the first turn).
         """
-        if history not in ("full", "none", "varied"):
-            raise ValueError(f"history: expected 'full', 'none' or 'varied', got {history!r}")
+        if history not in MEMORY_HISTORIES:
+            raise ValueError(f"history: expected one of {MEMORY_HISTORIES}, got {history!r}")
         counts = (facts,) if isinstance(facts, int) else tuple(facts)
         if max(counts) > len(NAMES) or min(counts) < 1:
             raise ValueError(f"facts per episode must lie in [1, {len(NAMES)}], got {counts}")
