@@ -1,7 +1,9 @@
 """Sessions for the TSU stack: tests per package and backend, isolation installs, lint, demo, bench.
 
     nox -s tests        every package against every backend it declares
-    nox -s isolation    each package alone in a fresh environment, without the others' frameworks
+    nox -s build        an sdist and a wheel of every package into dist/, checked as an index would
+    nox -s isolation    each package's built wheel alone in a fresh environment, without the
+                        others' frameworks
     nox -s lint         ruff
     nox -s demo         the main demo
     nox -s playground   the Ising playground's tests (headless Chromium)
@@ -31,6 +33,7 @@ from __future__ import annotations
 import filecmp
 import hashlib
 import os
+import shutil
 import sys
 import tomllib
 from pathlib import Path
@@ -45,7 +48,16 @@ BACKEND_PACKAGES = {"reference": None, "jax-sim": "tsu-jax-sim", "thrml": "tsu-t
 # Installed first where a package needs torch: the CPU build when it lies on disk.
 TORCH_PIN = os.environ.get("TSU_TORCH_PIN", "torch==2.13.0")
 
-nox.options.sessions = ["lint", "results", "tests", "isolation", "playground", "docs", "examples"]
+nox.options.sessions = [
+    "lint",
+    "results",
+    "build",
+    "tests",
+    "isolation",
+    "playground",
+    "docs",
+    "examples",
+]
 nox.options.default_venv_backend = "virtualenv"
 
 
@@ -222,14 +234,40 @@ CROSS_FRAMEWORK_TESTS = [
 
 
 @nox.session
+def build(session: nox.Session) -> None:
+    """Build an sdist and a wheel of every package with its declared build backend (the wheel
+    from the sdist, as `python -m build` does) into dist/<package>/, and check them as an index
+    and a user would: `twine check --strict`, `check-wheel-contents`, and the metadata against
+    each pyproject (.ci/check_distributions.py)."""
+    session.install("build", "twine", "check-wheel-contents")
+    dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    for package in _packages():
+        session.run(
+            "python",
+            "-m",
+            "build",
+            "--outdir",
+            str(dist / package),
+            str(PACKAGES_DIR / package),
+            silent=True,
+        )
+    session.run("twine", "check", "--strict", *map(str, sorted(dist.glob("*/*"))))
+    session.run("check-wheel-contents", *map(str, sorted(dist.glob("*/*.whl"))))
+    session.run("python", str(ROOT / ".ci" / "check_distributions.py"), str(dist))
+
+
+@nox.session
 @nox.parametrize("package", _packages())
 def isolation(session: nox.Session, package: str) -> None:
-    """Install one package alone into a fresh environment, import it, and prove that the
-    frameworks it must not depend on were not pulled in."""
+    """Install one package's wheel alone (with tsu-core's) into a fresh environment, as a user
+    installs it from an index, import it, and prove that the frameworks it must not depend on
+    were not pulled in. The wheels are those `nox -s build` made; where dist/ lacks them, they
+    are built here from the source folders with the same build backend."""
     # The plain install, as a user types it: extras (such as xut-flow's `torch`) stay out.
     if _needs_torch(package, extras=False):
         session.install(TORCH_PIN)
-    session.install(str(PACKAGES_DIR / "tsu-core"), str(PACKAGES_DIR / package))
+    session.install(*(_wheel(session, name) for name in dict.fromkeys(["tsu-core", package])))
     _link_identical_files(Path(session.virtualenv.location))
     module = package.replace("-", "_")
     forbidden = _settings(package).get("forbidden", [])
@@ -242,6 +280,27 @@ def isolation(session: nox.Session, package: str) -> None:
         f"print('{package}: imported', {module}.__name__, '| absent:', {forbidden!r})\n"
         "sys.exit(f'pulled in: {bad}' if bad else 0)",
     )
+
+
+def _wheel(session: nox.Session, package: str) -> str:
+    """The path of `package`'s wheel in dist/ (`nox -s build`), built into the session's
+    temporary folder when dist/ has none."""
+    built = sorted((ROOT / "dist" / package).glob("*.whl"))
+    if built:
+        return str(built[-1])
+    out = Path(session.create_tmp()) / "wheels" / package
+    session.run(
+        "python",
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "-q",
+        "-w",
+        str(out),
+        str(PACKAGES_DIR / package),
+    )
+    return str(next(out.glob("*.whl")))
 
 
 @nox.session
