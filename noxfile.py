@@ -1,7 +1,8 @@
 """Sessions for the TSU stack: tests per package and backend, isolation installs, lint, demo, bench.
 
     nox -s tests        every package against every backend it declares
-    nox -s build        an sdist and a wheel of every package into dist/, checked as an index would
+    nox -s build        an sdist and a wheel of every package into dist/, checked as an index would;
+                        changelogs checked against the release tags (.ci/release.py)
     nox -s isolation    each package's built wheel alone in a fresh environment, without the
                         others' frameworks
     nox -s lint         ruff
@@ -238,8 +239,12 @@ def build(session: nox.Session) -> None:
     """Build an sdist and a wheel of every package with its declared build backend (the wheel
     from the sdist, as `python -m build` does) into dist/<package>/, and check them as an index
     and a user would: `twine check --strict`, `check-wheel-contents`, and the metadata against
-    each pyproject (.ci/check_distributions.py)."""
-    session.install("build", "twine", "check-wheel-contents")
+    each pyproject (.ci/check_distributions.py). First the release flow: every package's changes
+    since its last release tag are in its changelog (.ci/release.py check), and the release
+    script's own tests."""
+    session.install("build", "twine", "check-wheel-contents", "pytest")
+    session.run("python", "-m", "pytest", "-q", str(ROOT / ".ci" / "tests"))
+    session.run("python", str(ROOT / ".ci" / "release.py"), "check")
     dist = ROOT / "dist"
     shutil.rmtree(dist, ignore_errors=True)
     for package in _packages():
