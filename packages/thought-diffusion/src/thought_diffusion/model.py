@@ -330,7 +330,7 @@ class ThoughtWriter(nn.Module):
     Nothing learned stands between the text and the thought, so a thought holds what the turn
     said from the first step on and the reader only has to learn to read it. A learned writer
     (H*W queries attending over the turn) had to learn to write and to read at once, and on the
-    fact-recall task it never started: see the package README's memory section.
+    fact-recall task it never started (docs/notes/thought-memory.md).
     """
 
     def __init__(self, config: ModelConfig) -> None:
