@@ -32,6 +32,7 @@ import numpy as np
 
 from tsu_core.parameters import Parameters
 from tsu_core.topology import Topology
+from tsu_jax_sim import gather
 
 DENSE_FRACTION = 0.25  # edges / (N^2 / 2) above which a generic graph uses the dense layout
 # Mean degree above which a generic graph uses the dense layout: a matrix product costs about
@@ -208,7 +209,9 @@ class SpinLayout:
             coupling = (gathered * weights[..., None]).sum(1).T
         else:
             sources = self.sources[index]
-            coupling = self._matmul(_columns(spins, sources), prepared["block_matrices"][index])
+            coupling = self._matmul(
+                gather.columns(spins, sources), prepared["block_matrices"][index]
+            )
         return coupling + prepared["biases"][block]
 
     def all_fields(self, prepared: dict[str, Any], spins: jax.Array) -> jax.Array:
@@ -309,13 +312,6 @@ class CategoricalLayout:
         first = jax.nn.one_hot(states[:, edges[:, 0]], num_categories, dtype=jnp.float32)
         second = jax.nn.one_hot(states[:, edges[:, 1]], num_categories, dtype=jnp.float32)
         return jnp.einsum("cek,cel->ekl", first, second)
-
-
-def _columns(array: jax.Array, columns: np.ndarray) -> jax.Array:
-    """array[:, columns], as a slice when the columns are contiguous (no gather)."""
-    if columns.size and np.all(np.diff(columns) == 1):
-        return jax.lax.slice_in_dim(array, int(columns[0]), int(columns[-1]) + 1, axis=1)
-    return array[:, columns]
 
 
 def bfloat16_model(parameters: Parameters) -> Parameters:

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend.random import threefry2x32_p
 
+from tsu_jax_sim import gather
 from tsu_jax_sim.layouts import bfloat16_product, gather_edges
 
 LANES = {"neighbours": 4, "dense": 2}  # chains per packed word (one threefry call per 2)
@@ -140,7 +141,7 @@ class NodeMajorSweep:
             states = jnp.concatenate([states, jnp.repeat(states[-1:], padded - rows, 0)])
         parts = []
         for block in self.blocks:
-            spins = _columns(states, block).T  # (|B|, padded)
+            spins = gather.columns(states, block).T  # (|B|, padded)
             if self.layout.kind == "dense":
                 parts.append(spins.astype(jnp.bfloat16))
                 continue
@@ -414,10 +415,3 @@ def bipartite_shape(topology: Any) -> tuple[int, int] | None:
 
 def _is_range(indices: np.ndarray) -> bool:
     return bool(np.array_equal(indices, np.arange(indices.size)))
-
-
-def _columns(array: jax.Array, columns: np.ndarray) -> jax.Array:
-    """array[:, columns], as a slice when the columns are contiguous."""
-    if columns.size and np.all(np.diff(columns) == 1):
-        return jax.lax.slice_in_dim(array, int(columns[0]), int(columns[-1]) + 1, axis=1)
-    return array[:, columns]

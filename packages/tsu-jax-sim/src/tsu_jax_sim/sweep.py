@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tsu_jax_sim import gather
+
 SAMPLERS = ("gibbs", "metropolis")
 
 
@@ -37,6 +39,11 @@ def draw_noise(layout: Any, key: jax.Array, rows: int, sampler: str) -> jax.Arra
     if sampler == "gibbs":
         return jax.random.gumbel(key, shape + (topology.num_categories,), jnp.float32)
     return jax.random.uniform(key, (2,) + shape, jnp.float32)
+
+
+def heat_bath_spins(fields: jax.Array, uniforms: jax.Array, beta: jax.Array) -> jax.Array:
+    r"""Heat-bath spins: +1 where the uniform is below $\sigma(2 \beta f)$, else -1 (float32)."""
+    return jnp.where(uniforms < jax.nn.sigmoid(2.0 * beta * fields), 1.0, -1.0)
 
 
 def update_block(
@@ -64,14 +71,13 @@ def update_block(
         keep = ~(free & layout.block_masks[index])
     else:
         block = layout.blocks[index]
-        current = _take(states, block, 1)
+        current = gather.take(states, block, 1)
         keep = ~free[block]
-        noise = _take(noise, block, 2 if (not spin and sampler != "gibbs") else 1)
+        noise = gather.take(noise, block, 2 if (not spin and sampler != "gibbs") else 1)
     beta = betas.reshape((-1,) + (1,) * (fields.ndim - 1))
     if spin:
         if sampler == "gibbs":
-            up = jax.nn.sigmoid(2.0 * beta * fields)
-            proposal = jnp.where(noise < up, 1.0, -1.0)
+            proposal = heat_bath_spins(fields, noise, beta)
         else:
             accept = noise < jnp.exp(-2.0 * beta * current * fields)
             proposal = jnp.where(accept, -current, current)
@@ -92,21 +98,9 @@ def update_block(
     if layout.masked_update:
         return proposal
     block = layout.blocks[index]
-    if _contiguous(block):
+    if gather.contiguous(block):
         return jax.lax.dynamic_update_slice_in_dim(states, proposal, int(block[0]), axis=1)
     return states.at[:, block].set(proposal)
-
-
-def _contiguous(indices: np.ndarray) -> bool:
-    return bool(indices.size) and bool(np.all(np.diff(indices) == 1))
-
-
-def _take(array: jax.Array, indices: np.ndarray, axis: int) -> jax.Array:
-    """array[..., indices, ...] along `axis`: a slice when the indices are contiguous (a
-    bipartite block), a gather otherwise."""
-    if _contiguous(indices):
-        return jax.lax.slice_in_dim(array, int(indices[0]), int(indices[-1]) + 1, axis=axis)
-    return jnp.take(array, indices, axis=axis)
 
 
 def sweep(
@@ -150,7 +144,7 @@ def _sequential_sweep(
         current = jnp.take(states, safe, axis=1)
         uniform = jnp.take(noise, safe, axis=1)
         if sampler == "gibbs":
-            proposal = jnp.where(uniform < jax.nn.sigmoid(2.0 * beta * fields), 1.0, -1.0)
+            proposal = heat_bath_spins(fields, uniform, beta)
         else:
             accept = uniform < jnp.exp(-2.0 * beta * current * fields)
             proposal = jnp.where(accept, -current, current)
