@@ -2,7 +2,8 @@
 
 The sweeps of a call run in `lax.scan`: `burn_in` sweeps, then `num_samples` rounds of
 `thinning` sweeps, each round ending with a recorded state (`SampleRequest.record_sweeps`).
-`moments` accumulates sums on device in the scan's carry instead of stacking states. Weights,
+What a call records is a `Record` value, a static argument: `Record.SAMPLES` stacks the
+states, `Record.MOMENTS` accumulates sums on device in the scan's carry instead. Weights,
 biases, betas (one per sweep), clamp values and masks, initial states and the key are traced
 arguments, so a new parameter set, schedule, clamp or key never recompiles; only new array
 shapes (chains, samples, burn-in, thinning) trace again.
@@ -18,9 +19,11 @@ samples do not depend on how many devices share the work.
 
 from __future__ import annotations
 
+import enum
 import logging
 import operator
 import weakref
+from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -67,7 +70,14 @@ class JaxSimProgram:
         self._checked: list[weakref.ref] = []  # see _check_finite
         self._run = jax.jit(
             self._run_traced,
-            static_argnames=("num_chains", "burn_in", "num_samples", "thinning", "mode", "sharded"),
+            static_argnames=(
+                "num_chains",
+                "burn_in",
+                "num_samples",
+                "thinning",
+                "record",
+                "sharded",
+            ),
         )
         logger.debug("compiled %r with the %s layout", topology, self.layout.kind)
 
@@ -80,19 +90,19 @@ class JaxSimProgram:
         request = SampleRequest.build(
             self.topology, self.backend.capabilities, parameters, check_finite=False, **options
         )
-        states, energies, final = self._call(request, "sample")
+        states, energies, final = self._call(request, Record.SAMPLES)
         return Samples(states, energies, final)
 
     def moments(self, parameters: Parameters, **options: Any) -> Moments:
         request = SampleRequest.build(
             self.topology, self.backend.capabilities, parameters, check_finite=False, **options
         )
-        (nodes, edges, mean_energy), _, final = self._call(request, "moments")
+        (nodes, edges, mean_energy), _, final = self._call(request, Record.MOMENTS)
         count = request.num_chains * request.num_samples
         return Moments(nodes, edges, mean_energy, count, final)
 
     # -- host side -------------------------------------------------------------------------------
-    def _call(self, request: SampleRequest, mode: str) -> tuple[Any, Any, Any]:
+    def _call(self, request: SampleRequest, record: Record) -> tuple[Any, Any, Any]:
         topology = self.topology
         chains = request.num_chains
         # Host-side arrays stay numpy (cast inside the jit): eager jnp ops would each compile.
@@ -150,7 +160,7 @@ class JaxSimProgram:
             burn_in=request.burn_in,
             num_samples=request.num_samples,
             thinning=request.thinning,
-            mode=mode,
+            record=record,
             sharded=sharded,
         )
         self._check_finite(request.parameters, finite)
@@ -200,207 +210,331 @@ class JaxSimProgram:
         burn_in: int,
         num_samples: int,
         thinning: int,
-        mode: str,
+        record: Record,
         sharded: bool,
     ) -> tuple[Any, Any, Any, jax.Array]:
+        """The body of `_run`: unpack the call, run its rounds of sweeps, return what `record` asks.
+
+        Returns `record`'s two outputs (`Record.finish`), the final states and the parameter
+        flags that `_check_finite` reads.
+        """
         self.trace_count += 1  # runs once per trace: the compile counter of the tests
-        layout, topology, plan = self.layout, self.topology, self.node_major
-        num_rungs = self.num_replicas
-        total = burn_in + num_samples * thinning
+        num_sweeps = burn_in + num_samples * thinning
         key = jax_key(packed[:2])
-        all_betas = jax.lax.bitcast_convert_type(packed[2 : 2 + total], jnp.float32)
-        burn_betas = all_betas[:burn_in]
-        record_betas = all_betas[burn_in:].reshape(num_samples, thinning)
-        free = packed[2 + total :] != 0
-        magnitude = jnp.abs(weights).sum() + jnp.abs(biases).sum()
-        finite = jnp.stack(
-            [
-                jnp.isfinite(weights).all(),
-                jnp.isfinite(biases).all(),
-                magnitude <= MAX_ABSOLUTE_SUM,  # fields and energies stay finite in float32
-            ]
+        betas = jax.lax.bitcast_convert_type(packed[2 : 2 + num_sweeps], jnp.float32)
+        free = packed[2 + num_sweeps :] != 0
+        prepared = (self.node_major or self.layout).prepare(
+            weights.astype(jnp.float32), biases.astype(jnp.float32)
         )
+        chains = _Chains.build(self, prepared, key, free, num_chains, num_sweeps, sharded)
+        states = chains.start(initial, clamp_values)
+        unroll = self.backend.unroll_for(num_sweeps, len(self.layout.blocks))
+        if unroll > 1:
+            states, sums, kept = _rounds_unrolled(
+                chains, record, states, betas, burn_in, num_samples, thinning, unroll
+            )
+        else:
+            states, sums, kept = _rounds_in_loops(
+                chains, record, states, betas, burn_in, num_samples, thinning
+            )
+        final = _output(self.topology, chains.target(states))
+        recorded, energies = record.finish(sums, kept, num_chains, num_samples)
+        return recorded, energies, final, _finite_flags(weights, biases)
+
+
+class Record(enum.Enum):
+    """What a run records, a static argument of the compiled program (one trace per value).
+
+    `SAMPLES` keeps the target chains' states and energies after every recording round;
+    `MOMENTS` keeps no states but adds their node and edge statistics and energies to sums
+    carried through the rounds, so memory does not grow with `num_samples`.
+    """
+
+    SAMPLES = "samples"
+    MOMENTS = "moments"
+
+    def empty(self, topology: Topology) -> tuple[jax.Array, ...]:
+        """The sums carried through the rounds: none for samples; zero node, edge and energy sums
+        (one-hot frequencies for categorical nodes) for moments."""
+        if self is Record.SAMPLES:
+            return ()
+        if topology.is_spin:
+            return (jnp.zeros(topology.num_nodes), jnp.zeros(topology.num_edges), jnp.zeros(()))
+        k = topology.num_categories
+        return (
+            jnp.zeros((topology.num_nodes, k)),
+            jnp.zeros((topology.num_edges, k, k)),
+            jnp.zeros(()),
+        )
+
+    def observe(
+        self,
+        chains: _Chains,
+        states: Any,
+        sums: tuple[jax.Array, ...],
+        counted: jax.Array,
+    ) -> tuple[tuple[jax.Array, ...], Any]:
+        """Record the end of one round: (new sums, what the round keeps).
+
+        `counted` is 0 for the burn-in round and 1 for a recording round; it scales the moments
+        added, so the burn-in round needs no conditional.
+        """
+        chosen = chains.target(states)
+        energies = chains.energies(states, chosen)
+        if self is Record.SAMPLES:
+            return sums, (_output(chains.program.topology, chosen), energies)
+        topology, layout = chains.program.topology, chains.program.layout
+        nodes, edges, energy_sum = sums
+        if topology.is_spin:
+            nodes = nodes + counted * chosen.sum(0)
+        else:
+            nodes = nodes + counted * jax.nn.one_hot(chosen, topology.num_categories).sum(0)
+        edges = edges + counted * layout.edge_products(chosen)
+        return (nodes, edges, energy_sum + counted * energies.mean()), None
+
+    def finish(
+        self, sums: tuple[jax.Array, ...], kept: Any, num_chains: int, num_samples: int
+    ) -> tuple[Any, Any]:
+        """The run's two outputs: states (chains, samples, N) and energies (chains, samples)
+        without the burn-in round's, or the averages (nodes, edges, mean energy) and None."""
+        if self is Record.SAMPLES:
+            states, energies = kept
+            return jnp.swapaxes(states[1:], 0, 1), jnp.swapaxes(energies[1:], 0, 1)
+        nodes, edges, energy_sum = sums
+        count = num_chains * num_samples
+        return (nodes / count, edges / count, energy_sum / num_samples), None
+
+
+@dataclass(frozen=True)
+class _Chains:
+    """The chains of one traced run: how they start, take one sweep, and read back as (C, N).
+
+    Holds the traced values every sweep needs beside the program's static choices (layout,
+    node-major plan, tempering ladder, mesh). Rows are (chain, rung) pairs, chain-major; rung
+    R-1 runs at the target beta. With a node-major plan the states are its blocks, and every
+    sweep's keys are drawn up front (see `node_major`).
+    """
+
+    program: JaxSimProgram
+    prepared: Any
+    key: jax.Array
+    free: jax.Array
+    num_chains: int
+    sharded: bool
+    block_keys: jax.Array | None
+    free_blocks: Any
+
+    @classmethod
+    def build(
+        cls,
+        program: JaxSimProgram,
+        prepared: Any,
+        key: jax.Array,
+        free: jax.Array,
+        num_chains: int,
+        num_sweeps: int,
+        sharded: bool,
+    ) -> _Chains:
+        """The chains of a run, with a node-major plan's keys and free masks made once, outside
+        the loops."""
+        plan = program.node_major
+        block_keys = free_blocks = None
+        if plan is not None:
+            free_blocks = plan.block_free(free)
+            block_keys = node_major.block_keys(key, num_sweeps, len(program.layout.blocks))
+        return cls(program, prepared, key, free, num_chains, sharded, block_keys, free_blocks)
+
+    def start(self, initial: jax.Array | None, clamp_values: jax.Array) -> Any:
+        """The states before the first sweep: `initial`, or random states drawn from the
+        `INITIAL_STREAM` key, with clamped nodes set, repeated per rung."""
+        topology = self.program.topology
         state_dtype = jnp.float32 if topology.is_spin else jnp.int32
-        weights, biases = weights.astype(jnp.float32), biases.astype(jnp.float32)
-        prepared = (plan or layout).prepare(weights, biases)
-        clamp_values = clamp_values.astype(state_dtype)
-        ladder = jnp.asarray(self.ladder)
-
-        def constrain(states: Any) -> Any:
-            if not sharded:
-                return states
-            if isinstance(states, tuple):  # node-major blocks: chains (words) on axis 1
-                size = self.backend.mesh.size
-                spec = NamedSharding(self.backend.mesh, PartitionSpec(None, "chains"))
-                return tuple(
-                    jax.lax.with_sharding_constraint(part, spec)
-                    if part.shape[1] % size == 0
-                    else part
-                    for part in states
-                )
-            spec = PartitionSpec("chains", *([None] * (states.ndim - 1)))
-            return jax.lax.with_sharding_constraint(states, NamedSharding(self.backend.mesh, spec))
-
         if initial is None:
-            initial_key = jax.random.fold_in(key, INITIAL_STREAM)
-            shape = (num_chains, topology.num_nodes)
+            initial_key = jax.random.fold_in(self.key, INITIAL_STREAM)
+            shape = (self.num_chains, topology.num_nodes)
             if topology.is_spin:
                 initial = jnp.where(jax.random.bernoulli(initial_key, 0.5, shape), 1.0, -1.0)
             else:
                 initial = jax.random.randint(initial_key, shape, 0, topology.num_categories)
-        initial = initial.astype(jnp.float32 if topology.is_spin else jnp.int32)
-        initial = jnp.where(free, initial, clamp_values)
-        # Rows are (chain, rung) pairs, chain-major; rung R-1 runs at the target beta.
-        states = constrain(jnp.repeat(initial, num_rungs, axis=0))
+        initial = jnp.where(
+            self.free, initial.astype(state_dtype), clamp_values.astype(state_dtype)
+        )
+        states = self.constrain(jnp.repeat(initial, self.program.num_replicas, axis=0))
+        if self.program.node_major is not None:
+            states = self.constrain(self.program.node_major.split(states))
+        return states
+
+    def sweep(self, states: Any, step: jax.Array, beta: jax.Array) -> Any:
+        """One sweep of every chain (sweep number `step`, uint32) at `beta`; with tempering,
+        one replica exchange after it (even or odd pairs by the parity of `step`)."""
+        program, plan = self.program, self.program.node_major
         if plan is not None:
-            # Node-major blocks in the loop; every sweep's keys drawn up front (see node_major).
-            states = constrain(plan.split(states))
-            free_blocks = plan.block_free(free)
-            keys = node_major.block_keys(key, total, len(layout.blocks))
-
-        def one_sweep(carry: tuple[Any, jax.Array], beta: jax.Array) -> Any:
-            states, step = carry
-            if plan is not None:
-                states = plan.sweep(
-                    prepared, states, keys[step], beta, free_blocks, self.local_sampler
-                )
-                return (constrain(states), step + 1), None
-            sweep_key = jax.random.fold_in(key, step)
-            row_betas = jnp.tile(beta * ladder, num_chains)
-            states = sweep(layout, prepared, states, sweep_key, row_betas, free, self.local_sampler)
-            if num_rungs > 1:
-                energies = layout.energies(prepared, states).reshape(num_chains, num_rungs)
-                replicas = states.reshape(num_chains, num_rungs, -1)
-                replicas, _ = exchange_replicas(
-                    replicas,
-                    energies,
-                    beta * ladder,
-                    jax.random.fold_in(sweep_key, EXCHANGE_STREAM),
-                    step % 2,
-                )
-                states = replicas.reshape(states.shape)
-            return (constrain(states), step + 1), None
-
-        def target(states: Any) -> jax.Array:
-            if plan is not None:
-                return plan.join(states, num_chains)
-            return states.reshape(num_chains, num_rungs, -1)[:, -1]
-
-        def output(states: jax.Array) -> jax.Array:
-            return states.astype(jnp.int8 if topology.is_spin else jnp.int32)
-
-        num_samples = record_betas.shape[0]
-        thinning = record_betas.shape[1]
-        burn_in = burn_betas.shape[0]
-        # Rounds: round 0 runs the burn-in, round k >= 1 runs `thinning` sweeps and records.
-        # Each round is a `fori_loop` with a traced length, so the compiled program holds one
-        # copy of the sweep, and recording needs no conditional (no host sync on GPUs).
-        betas = jnp.concatenate([burn_betas, record_betas.reshape(-1)])
-        starts = jnp.concatenate(
-            [jnp.zeros(1, jnp.int32), burn_in + thinning * jnp.arange(num_samples, dtype=jnp.int32)]
+            states = plan.sweep(
+                self.prepared,
+                states,
+                self.block_keys[step],
+                beta,
+                self.free_blocks,
+                program.local_sampler,
+            )
+            return self.constrain(states)
+        layout, num_rungs = program.layout, program.num_replicas
+        ladder = jnp.asarray(program.ladder)
+        sweep_key = jax.random.fold_in(self.key, step)
+        row_betas = jnp.tile(beta * ladder, self.num_chains)
+        states = sweep(
+            layout, self.prepared, states, sweep_key, row_betas, self.free, program.local_sampler
         )
-        lengths = jnp.concatenate(
-            [jnp.full(1, burn_in, jnp.int32), jnp.full(num_samples, thinning, jnp.int32)]
+        if num_rungs > 1:
+            energies = layout.energies(self.prepared, states).reshape(self.num_chains, num_rungs)
+            replicas = states.reshape(self.num_chains, num_rungs, -1)
+            replicas, _ = exchange_replicas(
+                replicas,
+                energies,
+                beta * ladder,
+                jax.random.fold_in(sweep_key, EXCHANGE_STREAM),
+                step % 2,
+            )
+            states = replicas.reshape(states.shape)
+        return self.constrain(states)
+
+    def target(self, states: Any) -> jax.Array:
+        """The target rung's states as (C, N)."""
+        if self.program.node_major is not None:
+            return self.program.node_major.join(states, self.num_chains)
+        return states.reshape(self.num_chains, self.program.num_replicas, -1)[:, -1]
+
+    def energies(self, states: Any, target: jax.Array) -> jax.Array:
+        """The energies (C,) of `target`, the target rung of `states` (node-major: from the
+        blocks)."""
+        if self.program.node_major is not None:
+            return self.program.node_major.energies(self.prepared, states, self.num_chains)
+        return self.program.layout.energies(self.prepared, target)
+
+    def constrain(self, states: Any) -> Any:
+        """`states` held sharded over the mesh's "chains" axis, when the run is sharded.
+
+        Node-major blocks carry chains (words) on axis 1, and only blocks whose width divides
+        evenly are constrained.
+        """
+        if not self.sharded:
+            return states
+        mesh = self.program.backend.mesh
+        if isinstance(states, tuple):
+            spec = NamedSharding(mesh, PartitionSpec(None, "chains"))
+            return tuple(
+                jax.lax.with_sharding_constraint(part, spec)
+                if part.shape[1] % mesh.size == 0
+                else part
+                for part in states
+            )
+        spec = PartitionSpec("chains", *([None] * (states.ndim - 1)))
+        return jax.lax.with_sharding_constraint(states, NamedSharding(mesh, spec))
+
+
+def _rounds_in_loops(
+    chains: _Chains,
+    record: Record,
+    states: Any,
+    betas: jax.Array,
+    burn_in: int,
+    num_samples: int,
+    thinning: int,
+) -> tuple[Any, tuple[jax.Array, ...], Any]:
+    """Run the rounds as a scan of `fori_loop`s: (final states, sums, what each round kept).
+
+    Round 0 runs the burn-in, round k >= 1 runs `thinning` sweeps and records. Each round is a
+    `fori_loop` with a traced length, so the compiled program holds one copy of the sweep, and
+    recording needs no conditional (no host sync on GPUs).
+    """
+    starts = jnp.concatenate(
+        [jnp.zeros(1, jnp.int32), burn_in + thinning * jnp.arange(num_samples, dtype=jnp.int32)]
+    )
+    lengths = jnp.concatenate(
+        [jnp.full(1, burn_in, jnp.int32), jnp.full(num_samples, thinning, jnp.int32)]
+    )
+    counted = jnp.concatenate([jnp.zeros(1), jnp.ones(num_samples)])
+
+    def one_round(carry: Any, inputs: Any) -> Any:
+        states, sums = carry
+        start, length, round_counted = inputs
+
+        def one_sweep(offset: jax.Array, states: Any) -> Any:
+            index = start + offset
+            return chains.sweep(states, index.astype(jnp.uint32), betas[index])
+
+        states = jax.lax.fori_loop(0, length, one_sweep, states)
+        sums, kept = record.observe(chains, states, sums, round_counted)
+        return (states, sums), kept
+
+    empty = record.empty(chains.program.topology)
+    (states, sums), kept = jax.lax.scan(one_round, (states, empty), (starts, lengths, counted))
+    return states, sums, kept
+
+
+def _rounds_unrolled(
+    chains: _Chains,
+    record: Record,
+    states: Any,
+    betas: jax.Array,
+    burn_in: int,
+    num_samples: int,
+    thinning: int,
+    unroll: int,
+) -> tuple[Any, tuple[jax.Array, ...], Any]:
+    """Run the rounds as static scans unrolled `unroll` sweeps deep (accelerators), so the
+    loop's condition (read back by the host on GPUs) and launch gaps come once per `unroll`
+    sweeps. Returns what `_rounds_in_loops` returns."""
+    states = _sweeps_unrolled(chains, states, betas[:burn_in], 0, unroll)
+    empty = record.empty(chains.program.topology)
+    sums, first_kept = record.observe(chains, states, empty, jnp.zeros(()))
+
+    def one_round(carry: Any, inputs: Any) -> Any:
+        states, sums = carry
+        round_betas, first = inputs
+        states = _sweeps_unrolled(chains, states, round_betas, first, unroll)
+        sums, kept = record.observe(chains, states, sums, jnp.ones(()))
+        return (states, sums), kept
+
+    record_betas = betas[burn_in:].reshape(num_samples, thinning)
+    firsts = (burn_in + thinning * jnp.arange(num_samples)).astype(jnp.uint32)
+    (states, sums), kept = jax.lax.scan(one_round, (states, sums), (record_betas, firsts))
+    if record is Record.SAMPLES:  # the burn-in round's record in front, as `_rounds_in_loops`
+        kept = jax.tree_util.tree_map(
+            lambda first, rest: jnp.concatenate([first[None], rest]), first_kept, kept
         )
-        weights = jnp.concatenate([jnp.zeros(1), jnp.ones(num_samples)])
-        if mode == "sample":
-            recorded = ()
-        elif topology.is_spin:
-            recorded = (
-                jnp.zeros(topology.num_nodes),
-                jnp.zeros(topology.num_edges),
-                jnp.zeros(()),
-            )
-        else:
-            k = topology.num_categories
-            recorded = (
-                jnp.zeros((topology.num_nodes, k)),
-                jnp.zeros((topology.num_edges, k, k)),
-                jnp.zeros(()),
-            )
+    return states, sums, kept
 
-        def record(states: jax.Array, recorded: Any, weight: jax.Array) -> Any:
-            chosen = target(states)
-            if plan is not None:
-                energies = plan.energies(prepared, states, num_chains)
-            else:
-                energies = layout.energies(prepared, chosen)
-            if mode == "sample":
-                return recorded, (output(chosen), energies)
-            nodes, edges, energy_sum = recorded
-            if topology.is_spin:
-                nodes = nodes + weight * chosen.sum(0)
-            else:
-                nodes = nodes + weight * jax.nn.one_hot(chosen, topology.num_categories).sum(0)
-            edges = edges + weight * layout.edge_products(chosen)
-            return (nodes, edges, energy_sum + weight * energies.mean()), None
 
-        unroll = self.backend.unroll_for(betas.shape[0], len(layout.blocks))
-        if unroll > 1:
-            # Accelerators: static scans unrolled `unroll` sweeps deep, so the loop's condition
-            # (read back by the host on GPUs) and launch gaps come once per `unroll` sweeps.
-            def sweep_scan(states: jax.Array, first: int, count: int) -> jax.Array:
-                if count == 0:
-                    return states
-                indices = first + jnp.arange(count, dtype=jnp.uint32)
-                (states, _), _ = jax.lax.scan(
-                    lambda carry, inputs: one_sweep((carry[0], inputs[1]), inputs[0]),
-                    (states, jnp.zeros((), jnp.uint32)),
-                    (jax.lax.dynamic_slice_in_dim(betas, first, count), indices),
-                    unroll=min(unroll, count),
-                )
-                return states
+def _sweeps_unrolled(
+    chains: _Chains, states: Any, betas: jax.Array, first: Any, unroll: int
+) -> Any:
+    """`len(betas)` sweeps numbered from `first`, in a scan unrolled `unroll` deep."""
+    count = betas.shape[0]
+    if count == 0:
+        return states
+    steps = first + jnp.arange(count, dtype=jnp.uint32)
+    states, _ = jax.lax.scan(
+        lambda states, inputs: (chains.sweep(states, inputs[1], inputs[0]), None),
+        states,
+        (betas, steps),
+        unroll=min(unroll, count),
+    )
+    return states
 
-            states = sweep_scan(states, 0, burn_in)
-            recorded, first_output = record(states, recorded, jnp.zeros(()))
 
-            def round_static(carry: Any, inputs: Any) -> Any:
-                states, recorded = carry
-                round_betas, first = inputs
-                indices = first + jnp.arange(thinning, dtype=jnp.uint32)
-                (states, _), _ = jax.lax.scan(
-                    lambda c, i: one_sweep((c[0], i[1]), i[0]),
-                    (states, jnp.zeros((), jnp.uint32)),
-                    (round_betas, indices),
-                    unroll=min(unroll, thinning),
-                )
-                recorded, out = record(states, recorded, jnp.ones(()))
-                return (states, recorded), out
+def _finite_flags(weights: jax.Array, biases: jax.Array) -> jax.Array:
+    """Flags for `_check_finite`: weights finite, biases finite, and their absolute sum within
+    `MAX_ABSOLUTE_SUM` (fields and energies stay finite in float32)."""
+    magnitude = jnp.abs(weights).sum() + jnp.abs(biases).sum()
+    return jnp.stack(
+        [jnp.isfinite(weights).all(), jnp.isfinite(biases).all(), magnitude <= MAX_ABSOLUTE_SUM]
+    )
 
-            firsts = (burn_in + thinning * jnp.arange(num_samples)).astype(jnp.uint32)
-            (states, recorded), outputs = jax.lax.scan(
-                round_static, (states, recorded), (record_betas, firsts)
-            )
-            if mode == "sample":
-                outputs = jax.tree_util.tree_map(
-                    lambda first, rest: jnp.concatenate([first[None], rest]), first_output, outputs
-                )
-        else:
 
-            def step(carry: Any, inputs: Any) -> Any:
-                states, recorded = carry
-                start, length, weight = inputs
-
-                def inner(offset: jax.Array, states: jax.Array) -> jax.Array:
-                    index = start + offset
-                    (states, _), _ = one_sweep((states, index.astype(jnp.uint32)), betas[index])
-                    return states
-
-                states = jax.lax.fori_loop(0, length, inner, states)
-                recorded, out = record(states, recorded, weight)
-                return (states, recorded), out
-
-            (states, recorded), outputs = jax.lax.scan(
-                step, (states, recorded), (starts, lengths, weights)
-            )
-        final = output(target(states))
-        if mode == "sample":
-            kept, kept_energies = outputs
-            kept = jnp.swapaxes(kept[1:], 0, 1)
-            return kept, jnp.swapaxes(kept_energies[1:], 0, 1), final, finite
-        nodes, edges, energy_sum = recorded
-        count = num_chains * num_samples
-        return (nodes / count, edges / count, energy_sum / num_samples), None, final, finite
+def _output(topology: Topology, states: jax.Array) -> jax.Array:
+    """States as returned to the caller: int8 spins, int32 categories."""
+    return states.astype(jnp.int8 if topology.is_spin else jnp.int32)
 
 
 def _device_or_numpy(array: Any) -> Any:
