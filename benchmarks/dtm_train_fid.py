@@ -46,6 +46,7 @@ from bitflip_dtm.cli import (
 )
 from bitflip_dtm.data import data_spins, spins_to_bits
 from bitflip_dtm.evaluate import diagnostics_table, plot_diagnostics, quality, step_diagnostics
+from bitflip_dtm.sample import balanced_classes
 
 log = logging.getLogger("dtm_train_fid")
 
@@ -54,6 +55,18 @@ def _device_name(device: str) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
     return f"cpu ({os.cpu_count()} cores)"
+
+
+def _generate(trainer: Trainer, num_samples: int, by_class: bool) -> torch.Tensor:
+    """`num_samples` images in [0, 1] (CPU), in chunks of 500; with `by_class`, image i is drawn
+    for class i mod 10 (label bits clamped)."""
+    generated = []
+    for start in range(0, num_samples, 500):
+        count = min(500, num_samples - start)
+        classes = balanced_classes(count) if by_class else None
+        result = sample(trainer.model, trainer.program, count, key=1000 + start, classes=classes)
+        generated.append(bits_to_images(spins_to_bits(result.spins), trainer.config).cpu())
+    return torch.cat(generated)
 
 
 def _synchronise(device: str) -> None:
@@ -128,6 +141,11 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--diagnostics", action="store_true", help="per-step diagnostics too")
+    parser.add_argument(
+        "--by-class",
+        action="store_true",
+        help="also the class-conditional FID (image i drawn for class i mod 10; label bits needed)",
+    )
     parser.add_argument("--quick", action="store_true")
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
@@ -201,23 +219,23 @@ def main() -> None:
         times.append(time.perf_counter() - begin)
     emit("sampling time per 64 images (median of 3)", statistics.median(times), "s")
 
-    generated = []
-    for start in range(0, num_samples, 500):
-        count = min(500, num_samples - start)
-        result = sample(trainer.model, trainer.program, count, key=1000 + start)
-        generated.append(bits_to_images(spins_to_bits(result.spins), config).cpu())
-    generated = torch.cat(generated)
-    save_grid(generated[:100], out / "samples.png", columns=10, scale=2)
     classifier = classifier_for(config, classifier_path(out, config), device)
-    score = quality(generated, quantised(held_out, config), quantised(images, config), classifier,
-                    device)  # fmt: skip
-    for key in ("fid", "fid_floor", "fid_over_floor"):
-        emit(key.replace("_", " "), score[key], "FID" if key != "fid_over_floor" else "ratio",
-             extractor=score["extractor"], num_images=score["num_images"],
-             training_seconds=seconds, total_iterations=trainer.iteration)  # fmt: skip
-    for key in ("recognisable", "recognisable_held_out", "recognisable_ratio"):
-        emit(key.replace("_", " ") + " (classifier confidence >= 0.9)", score[key], "fraction",
-             num_images=score["num_images"], total_iterations=trainer.iteration)  # fmt: skip
+    kinds = ("unconditional", "class-conditional") if arguments.by_class else ("unconditional",)
+    for kind in kinds:
+        generated = _generate(trainer, num_samples, kind == "class-conditional")
+        save_grid(generated[:100], out / f"samples-{kind}.png", columns=10, scale=2)
+        score = quality(generated, quantised(held_out, config), quantised(images, config),
+                        classifier, device)  # fmt: skip
+        suffix = "" if kind == "unconditional" else f" ({kind})"
+        for key in ("fid", "fid_floor", "fid_over_floor"):
+            emit(key.replace("_", " ") + suffix, score[key],
+                 "FID" if key != "fid_over_floor" else "ratio", extractor=score["extractor"],
+                 num_images=score["num_images"], training_seconds=seconds,
+                 total_iterations=trainer.iteration)  # fmt: skip
+        for key in ("recognisable", "recognisable_held_out", "recognisable_ratio"):
+            emit(key.replace("_", " ") + " (classifier confidence >= 0.9)" + suffix, score[key],
+                 "fraction", num_images=score["num_images"],
+                 total_iterations=trainer.iteration)  # fmt: skip
     if arguments.diagnostics:
         spins = data_spins(held_out[:64], held_out_labels[:64], config).to(device)
         rows = step_diagnostics(trainer.model, trainer.program, spins, key=0)

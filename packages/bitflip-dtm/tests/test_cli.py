@@ -1,5 +1,6 @@
 """The CLI: resuming with flags that disagree with the run is an error naming them; `evaluate`
-keeps its feature extractor in the run directory and refuses one trained on other data."""
+keeps its feature extractor in the run directory and refuses one trained on other data;
+`--by-class` needs a model with label bits."""
 
 import json
 import os
@@ -75,3 +76,11 @@ def test_evaluate_keeps_its_extractor_in_the_run(run, tmp_path, capsys, monkeypa
     started, error = capsys.readouterr().err.strip().splitlines()  # found when it is read
     assert started == f"bitflip-dtm: device cpu, backend {BACKEND}"
     assert "trained on 32 noise images" in error and "128 two-patterns images" in error
+
+
+def test_by_class_is_refused_for_a_model_without_labels(run, tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    sample = ["sample", *COMMON, "--checkpoint", str(run), "--num-samples", "4", "--by-class"]
+    assert main([*sample, "--out", str(out)]) == 2
+    assert "--by-class: this model has no label bits" in capsys.readouterr().err
+    assert not out.exists()

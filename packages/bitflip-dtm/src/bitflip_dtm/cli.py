@@ -46,7 +46,7 @@ from bitflip_dtm.data import (
     spins_to_bits,
 )
 from bitflip_dtm.extractor import ExtractorError, ensure_extractor, extractor_path
-from bitflip_dtm.sample import compile_program, sample
+from bitflip_dtm.sample import balanced_classes, compile_program, sample
 from bitflip_dtm.train import Trainer
 from tsu_core.cli_convention import (
     DeprecatedSpelling,
@@ -279,10 +279,11 @@ def command_sample(arguments: argparse.Namespace) -> None:
     program = compile_program(model, _start(arguments, model.config))
     result = sample(model, program, arguments.num_samples, key=arguments.seed,
                     sweeps=arguments.sweeps, keep_intermediates=arguments.intermediates,
-                    progress=True)  # fmt: skip
+                    progress=True, classes=_classes(arguments, model.config))  # fmt: skip
     config = model.config
     images = bits_to_images(spins_to_bits(result.spins), config)
-    path = save_grid(images, arguments.out, scale=arguments.scale)
+    columns = 10 if arguments.by_class else 8  # by class: one column per class
+    path = save_grid(images, arguments.out, columns=columns, scale=arguments.scale)
     if arguments.intermediates:
         chosen = result.intermediates[:: max(1, len(result.intermediates) // 10)]
         strip = torch.stack([bits_to_images(spins_to_bits(step[:8]), config) for step in chosen], 1)
@@ -356,7 +357,8 @@ def command_evaluate(arguments: argparse.Namespace) -> None:
         train = quantised(train, config)
         path = classifier_for(config, chosen, arguments.device, train, labels)
     started = time.perf_counter()
-    result = sample(model, program, arguments.num_samples, key=arguments.seed, progress=True)
+    result = sample(model, program, arguments.num_samples, key=arguments.seed, progress=True,
+                    classes=_classes(arguments, config))  # fmt: skip
     seconds = time.perf_counter() - started
     generated = bits_to_images(spins_to_bits(result.spins), config).cpu()
     reference = quantised(held_out[arguments.reference_start :], config)
@@ -366,7 +368,8 @@ def command_evaluate(arguments: argparse.Namespace) -> None:
     else:
         score = quality(generated, reference, train, path, arguments.device)
         save_grid(generated[:100], run / "evaluate-samples.png", columns=10, scale=2)
-    print(json.dumps({"what": "quality", **score, "sampling_seconds": seconds}))
+    print(json.dumps({"what": "quality", **score, "sampling_seconds": seconds,
+                      "by_class": arguments.by_class}))  # fmt: skip
     if arguments.diagnostics:
         spins = data_spins(held_out[:64], held_out_labels[:64], config)
         rows = step_diagnostics(model, program, spins.to(arguments.device), key=arguments.seed)
@@ -404,6 +407,24 @@ def _add_sampling_changes(command: argparse.ArgumentParser) -> None:
         metavar="FIELD=VALUE",
         help=f"change a sampling setting ({', '.join(SAMPLING_FIELDS)}); repeatable",
     )
+
+
+def _add_by_class(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--by-class",
+        action="store_true",
+        help="draw image i for class i mod 10 (label bits clamped: class-conditional "
+        "generation, every class equally often; needs a model with label bits)",
+    )
+
+
+def _classes(arguments: argparse.Namespace, config: Config) -> torch.Tensor | None:
+    """The classes `--by-class` asks for, or None; refused for a model without label bits."""
+    if not arguments.by_class:
+        return None
+    if not config.label_copies:
+        raise Unmet("--by-class: this model has no label bits (label_copies=0)")
+    return balanced_classes(arguments.num_samples)
 
 
 def _subcommand(commands, name: str, text: str) -> argparse.ArgumentParser:
@@ -495,6 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write 8 images at 10 of their reverse steps beside --out (.steps.png)",
     )
     draw.add_argument("--scale", type=int, default=1, help="pixels per image pixel in the PNG")
+    _add_by_class(draw)
     draw.add_argument("--out", default="samples.png", help="the PNG grid to write")
     _add_sampling_changes(draw)
     draw.set_defaults(run=command_sample)
@@ -522,6 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--diagnostics", action="store_true", help="also print per-step diagnostics and plot them"
     )
     _add_sampling_changes(evaluate)
+    _add_by_class(evaluate)
     evaluate.add_argument(
         "--reference-start",
         type=int,

@@ -5,15 +5,23 @@ Reverse step t clamps the $x_t$ nodes of every chain to its current image and ru
 $x_t$ (the closest guess: the two differ in a fraction $q_t$ of bits) and the latents at random
 (`chain_start`, which training's fresh chains share). With `generation_beta_start` and
 `generation_beta_end` set, beta rises linearly over the sweeps of each step (annealing).
+
+A model with label bits can also be sampled for given classes: each step then clamps the label
+bits of $x_{t-1}$ to the classes' one-hot codes beside $x_t$, so every step draws from the
+model's conditional given the label (the first step's $x_T$ labels stay noise, as the forward
+process leaves them).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 import tsu_core
+from bitflip_dtm.config import NUM_CLASSES
+from bitflip_dtm.data import label_spins
 from bitflip_dtm.model import DTM
 from tsu_core.arrays import to_torch
 
@@ -25,6 +33,11 @@ class SampleResult:
 
     spins: torch.Tensor
     intermediates: list[torch.Tensor] | None = None
+
+
+def balanced_classes(num_images: int) -> torch.Tensor:
+    """Class i mod 10 for image i: every class equally often (to within one image)."""
+    return torch.arange(num_images) % NUM_CLASSES
 
 
 def compile_program(model: DTM, backend: tsu_core.Backend | None = None) -> tsu_core.Program:
@@ -63,8 +76,10 @@ def reverse_step(
     spins_t: torch.Tensor,
     key: tsu_core.Key,
     sweeps: int | None = None,
+    classes: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    r"""One draw of $x_{t-1} \sim p_\theta(x_{t-1} \mid x_t)$ per row of `spins_t` (B, D).
+    r"""One draw of $x_{t-1} \sim p_\theta(x_{t-1} \mid x_t)$ per row of `spins_t` (B, D);
+    with `classes` (B,), of $x_{t-1}$ given its label bits set to those classes.
 
     Returns the whole final state (B, N): $x_{t-1}$, the latents, and the clamped $x_t$.
     """
@@ -72,6 +87,15 @@ def reverse_step(
     sweeps = model.config.sweeps_per_step if sweeps is None else sweeps
     spins_t = spins_t.to(torch.int8)
     latent_key, sample_key = key.split(2)
+    clamp = tsu_core.Clamp(graph.noisy, spins_t)
+    start = chain_start(spins_t, graph.num_latents, latent_key)
+    if classes is not None:
+        labels = label_spins(classes, model.config).to(spins_t.device)
+        label_nodes = model.config.num_image_bits + np.arange(labels.shape[1])
+        clamp = tsu_core.Clamp(
+            np.concatenate([graph.noisy, label_nodes]), torch.cat([spins_t, labels], dim=1)
+        )
+        start[:, torch.as_tensor(label_nodes, device=start.device)] = labels
     result = program.sample(
         model.parameters_for(t),
         key=sample_key,
@@ -79,8 +103,8 @@ def reverse_step(
         num_samples=1,
         burn_in=sweeps - 1,
         schedule=generation_schedule(model),
-        clamp=tsu_core.Clamp(graph.noisy, spins_t),
-        initial_state=chain_start(spins_t, graph.num_latents, latent_key),
+        clamp=clamp,
+        initial_state=start,
     )
     return to_torch(result.final_state, spins_t.device, torch.int8)
 
@@ -95,6 +119,7 @@ def sample(
     keep_intermediates: bool = False,
     progress: bool = False,
     readout: str | None = None,
+    classes: torch.Tensor | None = None,
 ) -> SampleResult:
     """Draw `num_images` images (as spins) by running every reverse step from uniform noise.
 
@@ -106,12 +131,21 @@ def sample(
 
     key = tsu_core.as_key(key)
     device = model.steps[0].weights.device
+    if classes is not None:
+        if not model.config.label_copies:
+            raise ValueError("classes: this model has no label bits (label_copies=0)")
+        classes = torch.as_tensor(classes, dtype=torch.int64, device=device)
+        in_range = bool(((classes >= 0) & (classes < NUM_CLASSES)).all())
+        if classes.shape != (num_images,) or not in_range:
+            raise ValueError(
+                f"classes: expected {num_images} class indices in 0..{NUM_CLASSES - 1}"
+            )
     spins = _random_spins((num_images, model.graph.num_bits), key.fold_in(0), device)
     intermediates = [spins] if keep_intermediates else None
     steps = range(model.num_steps, 0, -1)
     readout = model.config.readout if readout is None else readout
     for t in tqdm(steps, desc="reverse steps", disable=not progress, leave=False):
-        state = reverse_step(model, program, t, spins, key.fold_in(t), sweeps)
+        state = reverse_step(model, program, t, spins, key.fold_in(t), sweeps, classes)
         if t == 1 and readout == "mode":
             fields = model.local_fields(1, state)[:, : model.graph.num_bits]
             state[:, : model.graph.num_bits] = torch.where(fields >= 0, 1, -1).to(state.dtype)
