@@ -53,10 +53,10 @@ def test_step_diagnostics_run(backend, tiny_training):
     assert all(0 <= row["bit_error"] <= 1 and row["autocorrelation_time"] >= 1 for row in rows)
 
 
-def test_recognisable_rate_separates_classes_from_noise():
+def test_recognisable_rate_and_class_counts():
     """With outlier exposure the classifier is confident on held-out members of its classes
     (ten bars on 8x8 images, 2% of pixels flipped), not on noise or shuffled pixels."""
-    from bitflip_dtm.evaluate import outliers, recognisable_rate
+    from bitflip_dtm.evaluate import class_counts, outliers, recognisable_rate
 
     generator = torch.Generator().manual_seed(4)
     prototypes = torch.zeros(10, 1, 8, 8)
@@ -72,3 +72,8 @@ def test_recognisable_rate_separates_classes_from_noise():
     assert accuracy > 0.95 and members > 0.8, (accuracy, members)
     assert recognisable_rate(classifier, noise) < 0.05
     assert recognisable_rate(classifier, outliers(images[1000:], generator)) < 0.1
+    # Class counts: 20 held-out images per class read back as 20 each (to within the
+    # classifier's errors), and a set drawn from one class lands in that class.
+    counts = class_counts(classifier, images[1000:])
+    assert sum(counts) == 200 and all(abs(count - 20) <= 2 for count in counts), counts
+    assert class_counts(classifier, images[1000:][labels[1000:] == 3])[3] >= 19

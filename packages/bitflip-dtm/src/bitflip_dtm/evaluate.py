@@ -288,6 +288,19 @@ def recognisable_rate(
     return float(torch.cat(confident).double().mean())
 
 
+def class_counts(classifier: Classifier, images: torch.Tensor) -> list[int]:
+    """How many of the images (N, C, S, S) in [0, 1] the classifier puts in each class: a
+    generator that draws the classes out of proportion (or collapses onto a few) shows here
+    even where every image is recognisable."""
+    device = next(classifier.parameters()).device
+    with torch.no_grad():
+        chosen = [
+            classifier(images[i : i + 256].to(device)).argmax(1).cpu()
+            for i in range(0, images.shape[0], 256)
+        ]
+    return torch.bincount(torch.cat(chosen), minlength=classifier.head.out_features).tolist()
+
+
 def quality(
     generated: torch.Tensor,
     held_out: torch.Tensor,
@@ -297,7 +310,8 @@ def quality(
 ) -> dict[str, float | int | str]:
     """FID of generated against held-out images beside its floor (the same number of training
     images against the held-out ones), and the recognisable rates of generated and held-out
-    images. All image sets (N, C, S, S) in [0, 1], quantised as the model sees them."""
+    images, and how many generated and held-out images the classifier puts in each class. All
+    image sets (N, C, S, S) in [0, 1], quantised as the model sees them."""
     count = min(generated.shape[0], held_out.shape[0], train.shape[0])
     reference = held_out[:count]
     score = fid(generated[:count], reference, classifier_path=classifier_path)
@@ -312,6 +326,8 @@ def quality(
         "recognisable": generated_rate,
         "recognisable_held_out": held_out_rate,
         "recognisable_ratio": generated_rate / held_out_rate if held_out_rate else float("nan"),
+        "class_counts": class_counts(classifier, generated[:count]),
+        "class_counts_held_out": class_counts(classifier, reference),
         "num_images": count,
         "extractor": score["extractor"],
         "implementation": score["implementation"],
