@@ -1,7 +1,7 @@
 """How fast is JAX's own Mosaic GPU Hopper matmul (TMA loads, wgmma, a warp-specialised
 pipeline, optional 2-CTA cluster multicast) on the two products of an RBM sweep? A yardstick
 for the product inside the fused Triton kernel (`tsu_jax_sim.fused_dense`), which costs about
-7.8 us of a 12.4 us sweep on an H200 (`jax_sim_rbm_kernel.py`, diagnostics).
+7.8 us of a 12.4 us sweep on an H200 (docs/notes/jax-sim-rbm-sweep.md).
 
   hidden update: (512 x 832) @ (832 x 1024)   visible update: (832 x 512) @ (512 x 1024)
 

@@ -46,8 +46,8 @@ class Tiling(NamedTuple):
     stages: int = 3
 
 
-# The tiling of the fastest 784 x 500 RBM sweep that benchmarks/jax_sim_rbm_kernel.py found
-# (8 warps rather than 4; more stages, a deeper contraction step or other tiles no faster).
+# The fastest tiling of the 784 x 500 RBM sweep among those tried (docs/notes/jax-sim-rbm-sweep.md):
+# 8 warps rather than 4; more stages, a deeper contraction step or other tiles were no faster.
 # Other shapes may prefer another: `FusedDenseSweep` takes one per block.
 DEFAULT_TILING = Tiling()
 
