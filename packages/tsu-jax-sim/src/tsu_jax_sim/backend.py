@@ -26,6 +26,7 @@ from tsu_core.request import check_beta, check_primitive_input, check_shape, che
 from tsu_core.topology import Topology
 from tsu_jax_sim import fused_dense
 from tsu_jax_sim.arrays import jax_key
+from tsu_jax_sim.cache import enable_compilation_cache
 from tsu_jax_sim.layouts import choose_layout
 from tsu_jax_sim.program import JaxSimProgram
 
@@ -57,6 +58,10 @@ class JaxSimBackend:
         fused: bipartite dense (RBM) heat-bath sweeps in bfloat16 as one Pallas kernel per
             block (`tsu_jax_sim.fused_dense`); None: on a single GPU; True on the CPU runs the
             kernel in Pallas's interpreter (slow: for tests).
+
+    Constructing a backend turns on JAX's persistent compilation cache (`tsu_jax_sim.cache`;
+    `TSU_JAX_SIM_CACHE=off` leaves it off), so a program compiled in one process loads in the
+    next; `compilation_cache` is the directory in use, or None.
     """
 
     # The tsu-core protocol version implemented, as in pyproject.toml's "tsu.protocol" entries.
@@ -81,6 +86,7 @@ class JaxSimBackend:
             raise ValueError(f"num_replicas: expected at least 2, got {num_replicas}")
         if not 0 < ladder_low < 1:
             raise ValueError(f"ladder_low: expected a fraction in (0, 1), got {ladder_low}")
+        self.compilation_cache = enable_compilation_cache()  # tsu_jax_sim.cache
         self.sampler = sampler
         self.num_replicas = int(num_replicas)
         self.ladder_low = float(ladder_low)
