@@ -46,12 +46,21 @@ CLASSIFIER_SIZE = 32  # images are resized to this before the classifier
 
 
 class Classifier(nn.Module):
-    """A small CNN digit classifier; its 128-d penultimate layer is the FID feature."""
+    """A small CNN digit classifier; its 128-d penultimate layer is the FID feature.
+
+    A colour classifier (3 channels) also reads a fourth, colour-free channel, `contrast`: each
+    pixel's distance from the image's border colour. Coloured MNIST draws every digit in a
+    random colour on a random background, so on RGB alone the network must learn the shape
+    under every pair of colours from a few thousand images; the contrast channel gives it the
+    shape directly.
+    """
 
     def __init__(self, channels: int = 3, num_classes: int = 10) -> None:
         super().__init__()
+        self.channels = channels
+        inputs = channels + 1 if channels == 3 else channels
         self.body = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(inputs, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
             nn.Flatten(), nn.Linear(512, FEATURE_SIZE), nn.ReLU(),
@@ -60,18 +69,32 @@ class Classifier(nn.Module):
 
     @staticmethod
     def prepare(images: torch.Tensor, channels: int) -> torch.Tensor:
-        """Float images in [0, 1] at 32x32 with the classifier's channel count."""
+        """Float images in [0, 1] at 32x32 with the classifier's channel count, and for colour
+        the contrast channel after the three colours."""
         if images.shape[1] != channels:
             images = images.mean(1, keepdim=True).expand(-1, channels, -1, -1)
-        return functional.interpolate(
+        images = functional.interpolate(
             images, size=(CLASSIFIER_SIZE, CLASSIFIER_SIZE), mode="bilinear", align_corners=False
         )
+        if channels != 3:
+            return images
+        return torch.cat([images, contrast(images)], dim=1)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        return self.body(self.prepare(images, self.body[0].in_channels))
+        return self.body(self.prepare(images, self.channels))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(images))
+
+
+def contrast(images: torch.Tensor, frame: int = 2) -> torch.Tensor:
+    """Each pixel's Euclidean colour distance from the mean colour of the image's outer `frame`
+    pixels, scaled to [0, 1]: (N, 1, H, W) from (N, C, H, W) images in [0, 1]."""
+    inner = torch.ones(images.shape[-2:], dtype=torch.bool, device=images.device)
+    inner[frame:-frame, frame:-frame] = False
+    border = images[..., inner].mean(-1)[..., None, None]  # (N, C, 1, 1)
+    distance = (images - border).norm(dim=1, keepdim=True)
+    return distance / images.shape[1] ** 0.5
 
 
 def outliers(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -139,13 +162,19 @@ def save_classifier(
 ) -> None:
     """Write a classifier's weights (and string `metadata`) as safetensors, atomically."""
     state = {name: value.detach().cpu().contiguous() for name, value in model.state_dict().items()}
-    stored = {"channels": str(model.body[0].in_channels), **(metadata or {})}
+    stored = {"channels": str(model.channels), **(metadata or {})}
     atomic_write(Path(path), lambda name: save_file(state, name, metadata=stored))
 
 
 def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Classifier:
     state = load_file(str(path))
-    model = Classifier(int(state["body.0.weight"].shape[1])).to(device)
+    inputs = int(state["body.0.weight"].shape[1])
+    if inputs == 3:
+        raise ValueError(
+            f"{path}: a colour feature extractor from before the contrast channel; "
+            "delete it to train a new one"
+        )
+    model = Classifier(3 if inputs == 4 else inputs).to(device)
     model.load_state_dict({key: value.to(device) for key, value in state.items()})
     return model.eval()
 
@@ -196,7 +225,7 @@ def _register_extractor(torch_fidelity: Any) -> None:
 
         def forward(self, images):
             floats = images.float() / 255
-            if self.classifier.body[0].in_channels == 1:
+            if self.classifier.channels == 1:
                 floats = floats.mean(1, keepdim=True)
             return (self.classifier.features(floats),)
 
