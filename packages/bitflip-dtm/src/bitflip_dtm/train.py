@@ -131,9 +131,9 @@ class Trainer:
         if config.chains == "persistent":
             generator = torch.Generator().manual_seed(config.seed + self.rank)
             shape = (config.num_steps, config.fantasy_chains, graph.topology.num_nodes)
-            self.fantasy = (2 * torch.randint(0, 2, shape, generator=generator) - 1).to(
-                device=self.device, dtype=torch.int8
-            )
+            # Drawn as int8: int64 draws would be eight times the chains' size.
+            bits = torch.randint(0, 2, shape, generator=generator, dtype=torch.int8)
+            self.fantasy = bits.mul_(2).sub_(1).to(self.device)
         # Each step's penalty weight and its chains' last measured autocorrelation (NaN: none).
         self.penalty = torch.full((config.num_steps,), config.correlation_penalty).double()
         self.autocorrelation = torch.full((config.num_steps,), math.nan).double()
