@@ -185,6 +185,22 @@ def check_data(config: Config) -> None:
         _mnist_files(Path(config.data_path))
 
 
+def dataset_size(config: Config, split: str = "train") -> int:
+    """The number of images `load_dataset(config, split)` returns, read from the idx header
+    without loading the images."""
+    if config.dataset == "two-patterns":
+        return 128
+    if config.dataset == "digits":
+        count, held = 1797, 300
+    else:
+        images_file, _ = _mnist_files(Path(config.data_path))
+        opener = gzip.open if images_file.suffix == ".gz" else open
+        with opener(images_file, "rb") as handle:
+            count = int.from_bytes(handle.read(8)[4:8], "big")
+        held = min(HELD_OUT, count // 5)
+    return count - held if split == "train" else held
+
+
 def load_mnist(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     """MNIST digits (N, 1, 28, 28) in [0, 1] and labels (N,) from idx files.
 
