@@ -62,3 +62,15 @@ def test_evaluate_with_inception_weights_without_the_extra(tmp_path, capsys, mon
     monkeypatch.setitem(sys.modules, "torch_fidelity", None)
     argv = ["evaluate", *COMMON, "--checkpoint", "run", "--inception-weights", "weights.pth"]
     assert "needs the [fid] extra: pip install 'bitflip-dtm[fid]'" in _error(capsys, argv)
+
+
+def test_train_larger_than_the_free_memory_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "available_memory", lambda device: 64 * 2**20)
+    argv = ["train", *COMMON, "--preset", "rgb64", "--set", "dataset=two-patterns",
+            "--out", str(tmp_path / "run")]  # fmt: skip
+    error = _error(capsys, argv)
+    assert "bitflip-dtm train (preset rgb64: 128 images of 3x64x64, 100 steps" in error
+    assert "of memory (an estimate) and cpu has 64 MiB available" in error
+    assert "--ignore-memory-check to start anyway" in error
+    with pytest.raises(AssertionError, match="the long work started"):  # the check skipped
+        cli.main([*argv, "--ignore-memory-check"])

@@ -150,7 +150,7 @@ def test_a_new_run_without_data_stops_with_one_line(tmp_path, capsys):
 def test_train_refuses_a_run_larger_than_the_free_memory(tmp_path, monkeypatch, capsys):
     started = []
     monkeypatch.setattr(cli, "train_model", lambda *args, **kwargs: started.append(1) or 1 / 0)
-    monkeypatch.setattr(cli, "available_host_memory", lambda: 64 * 2**20)
+    monkeypatch.setattr(cli, "available_memory", lambda device: 64 * 2**20)
     text = tmp_path / "text.txt"
     text.write_text(generated_text(50))
     argv = ["train", "--data", str(text), "--out", str(tmp_path / "run"), "--device", "cpu"]

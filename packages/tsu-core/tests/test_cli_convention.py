@@ -9,6 +9,7 @@ import argparse
 import logging
 import os
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -211,3 +212,20 @@ def test_available_host_memory_is_a_plausible_size():
 
     available = available_host_memory()
     assert available is not None and 2**24 < available < 2**50
+
+
+def test_available_memory_asks_the_device_its_framework_knows(monkeypatch):
+    """The host for a CPU or no device; a JAX device's allocator; torch's free memory on CUDA."""
+    from tsu_core import cli_convention
+
+    monkeypatch.setattr(cli_convention, "available_host_memory", lambda: 7 * 2**30)
+    assert cli_convention.available_memory(None) == 7 * 2**30
+    assert cli_convention.available_memory(SimpleNamespace(platform="cpu", id=0)) == 7 * 2**30
+    assert cli_convention.available_memory(SimpleNamespace(type="cpu", index=None)) == 7 * 2**30
+
+    def gpu(statistics):
+        return SimpleNamespace(platform="gpu", id=0, memory_stats=lambda: statistics)
+
+    assert cli_convention.available_memory(gpu({"bytes_limit": 80, "bytes_in_use": 30})) == 50
+    assert cli_convention.available_memory(gpu(None)) is None  # the device does not tell
+    assert cli_convention.available_memory(SimpleNamespace(type="mps", index=0)) is None

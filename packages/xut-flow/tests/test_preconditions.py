@@ -69,3 +69,17 @@ def test_sample_from_a_directory_without_checkpoints(tmp_path, capsys):
     save_shard(synthetic_shard(8, (4, 8, 8), text_dim=16), shard)
     error = _error(capsys, ["sample", "--checkpoint", str(tmp_path), "--data", str(shard)])
     assert f"--checkpoint {tmp_path}: no checkpoints/ there" in error
+
+
+def test_train_larger_than_the_free_memory_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli, "available_memory", lambda device: 64 * 2**20)
+    shard = tmp_path / "shard.npz"
+    save_shard(synthetic_shard(8, (4, 16, 16), text_dim=16), shard)
+    argv = ["train", "--data", str(shard), "--out", str(tmp_path / "run"), "--device", "cpu",
+            "--preset", "xut-small", "--batch-size", "256"]  # fmt: skip
+    error = _error(capsys, argv)
+    assert "xut-flow train --preset xut-small --batch-size 256 (latents 4x16x16, 1 device)" in error
+    assert "of memory (an estimate) and cpu has 64 MiB available" in error
+    assert "--ignore-memory-check to start anyway" in error
+    with pytest.raises(AssertionError, match="the long work started"):  # the check skipped
+        cli.main([*argv, "--ignore-memory-check"])

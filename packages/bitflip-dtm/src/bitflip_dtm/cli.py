@@ -41,19 +41,23 @@ from bitflip_dtm.data import (
     bits_to_images,
     check_data,
     data_spins,
+    dataset_size,
     images_to_bits,
     load_dataset,
     spins_to_bits,
 )
 from bitflip_dtm.extractor import ExtractorError, ensure_extractor, extractor_path
 from bitflip_dtm.sample import balanced_classes, compile_program, sample
-from bitflip_dtm.train import Trainer
+from bitflip_dtm.train import Trainer, training_memory
 from tsu_core.cli_convention import (
+    IGNORE_MEMORY_FLAG,
     DeprecatedSpelling,
     HelpFormatter,
     Unmet,
     announce,
+    available_memory,
     quiet_libraries,
+    require_memory,
     require_module,
     require_writable,
 )
@@ -141,6 +145,26 @@ def _start(arguments: argparse.Namespace, config: Config) -> tsu_core.Backend:
     return backend
 
 
+def check_training_memory(config: Config, device: str, preset_name: str | None) -> None:
+    """Refuse, before the data is loaded, a run whose estimated peak (`train.training_memory`)
+    is more than `device` has free.
+
+    Raises:
+        Unmet: it does not fit; one line with the estimate, what is free and what to change.
+    """
+    count = dataset_size(config, "train")
+    channels, size = config.channels, config.image_size
+    require_memory(
+        training_memory(config, count),
+        available_memory(torch.device(device)),
+        what=f"bitflip-dtm train (preset {preset_name}: {count} images of {channels}x{size}x"
+        f"{size}, {config.num_steps} steps, {config.steps_per_iteration} per iteration)",
+        where=device,
+        fix="use a smaller --preset, or --set image_size=, num_steps=, steps_per_iteration=, "
+        "fantasy_chains= or batch_size= smaller",
+    )
+
+
 def _start_distributed(arguments: argparse.Namespace) -> int:
     """Under torchrun (WORLD_SIZE > 1): join the process group, one GPU per rank; the rank."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
@@ -225,6 +249,9 @@ def command_train(arguments: argparse.Namespace) -> None:
         preset_name = checkpoint.metadata.get("preset")
         config = resumed_config(checkpoint, arguments.preset, changes)
         log.info("resuming from %s (iteration %d)", latest, checkpoint.iteration)
+    check_data(config)
+    if not arguments.ignore_memory_check:
+        check_training_memory(config, arguments.device, preset_name)
     backend = _start(arguments, config)
     images, labels = load_dataset(config, "train")
     trainer = Trainer(config, images, device=arguments.device, backend=backend, labels=labels)
@@ -492,6 +519,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--out", default="runs/bitflip-dtm", help="the run directory")
     train.add_argument("--fresh", action="store_true", help="ignore checkpoints in --out")
+    train.add_argument(
+        IGNORE_MEMORY_FLAG,
+        action="store_true",
+        help="start even when the estimated memory of the run is more than the device has free",
+    )
     train.set_defaults(run=command_train)
     draw = _subcommand(commands, "sample", "draw images from a checkpoint into a PNG grid")
     draw.add_argument("--checkpoint", required=True, help="a checkpoint JSON or its directory")

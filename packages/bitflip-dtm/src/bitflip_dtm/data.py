@@ -25,6 +25,8 @@ from tsu_core.cli_convention import require_module
 log = logging.getLogger(__name__)
 
 HELD_OUT = 2000  # MNIST t10k: the last 2,000 digits are held out, the first 8,000 train
+# Images converted at a time, to bits (`data_spins`) or to colour (`colour_digits`).
+CONVERSION_CHUNK = 1024
 
 
 # -- bits ----------------------------------------------------------------------------------------
@@ -93,8 +95,15 @@ def label_spins(labels: torch.Tensor, config: Config) -> torch.Tensor:
 
 
 def data_spins(images: torch.Tensor, labels: torch.Tensor | None, config: Config) -> torch.Tensor:
-    """The visible spins (B, D) of images and, when the config has label bits, their labels."""
-    spins = bits_to_spins(images_to_bits(images, config))
+    """The visible spins (B, D) of images and, when the config has label bits, their labels.
+
+    Converted `CONVERSION_CHUNK` images at a time: the int64 levels and bit planes of the whole
+    training set would be many times its size."""
+    count = images.shape[0]
+    spins = torch.empty((count, config.num_image_bits), dtype=torch.int8, device=images.device)
+    for start in range(0, count, CONVERSION_CHUNK):
+        chunk = images[start : start + CONVERSION_CHUNK]
+        spins[start : start + CONVERSION_CHUNK] = bits_to_spins(images_to_bits(chunk, config))
     if not config.label_copies:
         return spins
     if labels is None:
@@ -176,6 +185,22 @@ def check_data(config: Config) -> None:
         _mnist_files(Path(config.data_path))
 
 
+def dataset_size(config: Config, split: str = "train") -> int:
+    """The number of images `load_dataset(config, split)` returns, read from the idx header
+    without loading the images."""
+    if config.dataset == "two-patterns":
+        return 128
+    if config.dataset == "digits":
+        count, held = 1797, 300
+    else:
+        images_file, _ = _mnist_files(Path(config.data_path))
+        opener = gzip.open if images_file.suffix == ".gz" else open
+        with opener(images_file, "rb") as handle:
+            count = int.from_bytes(handle.read(8)[4:8], "big")
+        held = min(HELD_OUT, count // 5)
+    return count - held if split == "train" else held
+
+
 def load_mnist(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     """MNIST digits (N, 1, 28, 28) in [0, 1] and labels (N,) from idx files.
 
@@ -204,14 +229,21 @@ def colour_digits(digits: torch.Tensor, size: int, generator: torch.Generator) -
     Colours are uniform in the RGB cube, redrawn until `|fg - bg| >= 0.5` so digits stay visible.
     """
     count = digits.shape[0]
-    mask = functional.interpolate(digits, size=(size, size), mode="bilinear", align_corners=False)
     foreground = torch.rand(count, 3, generator=generator)
     background = torch.rand(count, 3, generator=generator)
     close = (foreground - background).norm(dim=1) < 0.5
     while close.any():
         background[close] = torch.rand(int(close.sum()), 3, generator=generator)
         close = (foreground - background).norm(dim=1) < 0.5
-    return mask * foreground[:, :, None, None] + (1 - mask) * background[:, :, None, None]
+    coloured = torch.empty(count, 3, size, size)
+    for start in range(0, count, CONVERSION_CHUNK):  # the upscaled masks, a chunk at a time
+        part = slice(start, start + CONVERSION_CHUNK)
+        mask = functional.interpolate(
+            digits[part], size=(size, size), mode="bilinear", align_corners=False
+        )
+        fore, back = foreground[part, :, None, None], background[part, :, None, None]
+        coloured[part] = mask * fore + (1 - mask) * back
+    return coloured
 
 
 def two_patterns(size: int, channels: int = 1) -> torch.Tensor:
@@ -254,4 +286,4 @@ def load_dataset(config: Config, split: str = "train") -> tuple[torch.Tensor, to
             f"{config.channels}; use channels=3 for coloured-mnist, 1 otherwise"
         )
     log.info("loaded %s (%s): %d images", config.dataset, split, images.shape[0])
-    return images.clamp(0, 1), labels
+    return images.clamp_(0, 1), labels

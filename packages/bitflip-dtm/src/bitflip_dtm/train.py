@@ -37,12 +37,14 @@ import torch.distributed as distributed
 
 import tsu_core
 from bitflip_dtm.config import Config
-from bitflip_dtm.data import data_spins
+from bitflip_dtm.data import CONVERSION_CHUNK, data_spins
+from bitflip_dtm.graph import ReverseGraph, build_graph
 from bitflip_dtm.mixing import adapt_penalty, chain_autocorrelation
 from bitflip_dtm.model import DTM
 from bitflip_dtm.sample import chain_start, compile_program
 from tsu_core.arrays import to_torch
 from tsu_core.distributed import average_gradients
+from tsu_core.request import estimate_bytes
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,52 @@ def learning_rate(config: Config, iteration: int) -> float:
     progress = min(iteration / config.iterations, 1.0)
     floor = config.learning_rate_floor
     return config.learning_rate * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def training_memory(config: Config, num_images: int, graph: ReverseGraph | None = None) -> int:
+    r"""Bytes a training run holds at its peak, estimated from the shapes alone.
+
+    $$ M (4 P_x + D) + c P_x (20 + 9 k) + 16 T (E_\ell + D + H) + T F N
+       + (K + 1) 16 N \Delta + K (R(B) + R(F)) $$
+
+    for M training images of $P_x$ = C S^2 pixel channels at k bits each and D visible bits:
+    the images in float32 and their spins, and the int64 levels, Gray codes and bit planes of
+    one chunk of c = `data.CONVERSION_CHUNK` images being converted; T steps of $E_\ell$
+    learned weights, D visible and H latent biases in float32 with their gradients and AdamW's
+    two moments; the persistent chains, F per step of N = 2D + H int8 spins (none for `fresh`
+    chains); the graph as a backend holds it, K = `steps_per_iteration` stacked copies and the
+    single one, each node's neighbours padded to the largest degree $\Delta$, as jax-sim's
+    neighbour lists are (a neighbour and an edge index, a weight and a spin per slot: 16
+    bytes); and what the tsu-core protocol bounds a call of B (positive phase) and F chains
+    (negative phase) on the K copies to, $R(\cdot)$ = `tsu_core.request.estimate_bytes`.
+    The JAX or torch runtime's own memory (compiled programs, thread pools) is not in it.
+
+    Arguments:
+        config: the run's configuration.
+        num_images: the training images, M.
+        graph: the reverse-step graph (None: built from the config, a fraction of a second).
+
+    Returns:
+        The estimate in bytes; `tests/test_train.py` holds it against a measured peak.
+    """
+    graph = graph if graph is not None else build_graph(config)
+    topology = graph.topology
+    nodes = topology.num_nodes
+    pixels = config.channels * config.image_size**2
+    data = num_images * (4 * pixels + graph.num_bits)
+    conversion = min(num_images, CONVERSION_CHUNK) * pixels * (20 + 9 * config.bits_per_channel)
+    parameters = config.num_steps * (graph.num_learned_edges + graph.num_bits + graph.num_latents)
+    negative = config.fantasy_chains if config.chains == "persistent" else config.batch_size
+    persistent = config.num_steps * negative * nodes if config.chains == "persistent" else 0
+    copies = min(config.steps_per_iteration, config.num_steps)
+    sweeps = config.train_burn_in + config.train_samples * config.train_thinning
+
+    def call(chains: int) -> int:
+        return estimate_bytes(topology, chains, config.train_samples, sweeps)
+
+    neighbours = 16 * nodes * int(topology.adjacency.degrees().max(initial=0))
+    sampling = (copies + 1) * neighbours + copies * (call(config.batch_size) + call(negative))
+    return data + conversion + 16 * parameters + persistent + sampling
 
 
 @dataclass
@@ -131,9 +179,9 @@ class Trainer:
         if config.chains == "persistent":
             generator = torch.Generator().manual_seed(config.seed + self.rank)
             shape = (config.num_steps, config.fantasy_chains, graph.topology.num_nodes)
-            self.fantasy = (2 * torch.randint(0, 2, shape, generator=generator) - 1).to(
-                device=self.device, dtype=torch.int8
-            )
+            # Drawn as int8: int64 draws would be eight times the chains' size.
+            bits = torch.randint(0, 2, shape, generator=generator, dtype=torch.int8)
+            self.fantasy = bits.mul_(2).sub_(1).to(self.device)
         # Each step's penalty weight and its chains' last measured autocorrelation (NaN: none).
         self.penalty = torch.full((config.num_steps,), config.correlation_penalty).double()
         self.autocorrelation = torch.full((config.num_steps,), math.nan).double()

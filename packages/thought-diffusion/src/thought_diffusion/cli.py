@@ -37,7 +37,7 @@ from tsu_core.cli_convention import (
     HelpFormatter,
     Unmet,
     announce,
-    available_host_memory,
+    available_memory,
     quiet_libraries,
     require_memory,
     require_module,
@@ -78,14 +78,6 @@ def _device(name: str | None) -> str:
     return name or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def available_memory(device: str) -> int | None:
-    """Bytes free on `device`: the GPU's free memory, or the host's available RAM on a CPU."""
-    place = torch.device(device)
-    if place.type == "cuda":
-        return torch.cuda.mem_get_info(place)[0]
-    return available_host_memory()
-
-
 def check_memory(model_config: ModelConfig, train: TrainConfig, device: str) -> None:
     """Refuse, before any training, a run whose estimated peak (`train.training_memory`) is
     more than `device` has free.
@@ -96,7 +88,7 @@ def check_memory(model_config: ModelConfig, train: TrainConfig, device: str) -> 
     half = torch.device(device).type == "cuda" and train.precision in ("bf16", "fp16")
     require_memory(
         training_memory(model_config, train, half),
-        available_memory(device),
+        available_memory(torch.device(device)),
         what=f"thought-diffusion train (batch {train.batch_size} x {train.num_turns} turns x "
         f"{train.turn_length} tokens, width {model_config.width}, depth {model_config.depth})",
         where=device,

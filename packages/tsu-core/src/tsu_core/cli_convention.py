@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from tsu_core.devices import device_name
 from tsu_core.registry import ENVIRONMENT_VARIABLE, get_backend
 
 # The names the convention fixes (docs/cli.md says what each means), each with the other
@@ -214,13 +215,39 @@ def available_host_memory() -> int | None:
         return None
 
 
+def available_memory(device: Any) -> int | None:
+    """Bytes the command can still take on `device`: a GPU's free memory, or the host's
+    available RAM (`available_host_memory`) for the CPU.
+
+    Arguments:
+        device: a `torch.device` (its free memory from `torch.cuda.mem_get_info`), a
+            `jax.Device` (its allocator's limit less what is in use, from `memory_stats`), or
+            None for the host.
+
+    Returns:
+        Bytes, or None where the device does not tell (then `require_memory` checks nothing).
+    """
+    if device is None or device_name(device) == "cpu":
+        return available_host_memory()
+    if hasattr(device, "platform"):  # a JAX device
+        statistics = device.memory_stats() or {}
+        if "bytes_limit" not in statistics:
+            return None
+        return int(statistics["bytes_limit"]) - int(statistics.get("bytes_in_use", 0))
+    if device.type == "cuda":
+        import torch  # the caller's device is torch's, so torch is there
+
+        return int(torch.cuda.mem_get_info(device)[0])
+    return None
+
+
 def require_memory(needed: int, available: int | None, *, what: str, where: str, fix: str) -> None:
     """Check before the long work that the memory `what` needs (an estimate, in bytes) fits in
     what `where` has available (None: unknown, not checked).
 
     Arguments:
         needed: the estimate, bytes.
-        available: bytes available on the device (`available_host_memory()` on a CPU).
+        available: bytes available on the device (`available_memory(device)`).
         what: what needs it, as the user asked for it (`xut-flow train --preset xut-small
             --batch-size 256`).
         where: the device (`cpu`, `cuda:0`).

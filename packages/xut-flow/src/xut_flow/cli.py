@@ -22,11 +22,14 @@ from pathlib import Path
 
 import tsu_core
 from tsu_core.cli_convention import (
+    IGNORE_MEMORY_FLAG,
     DeprecatedSpelling,
     HelpFormatter,
     Unmet,
     announce,
+    available_memory,
     quiet_libraries,
+    require_memory,
     require_module,
     require_writable,
     use_backend,
@@ -142,6 +145,36 @@ def check_preconditions(options: argparse.Namespace) -> None:
         raise Unmet(f"{command} --data: {error}") from None
 
 
+def check_training_memory(
+    model: ModelConfig,
+    config: TrainConfig,
+    latent_shape: tuple[int, int, int],
+    preset_name: str | None,
+) -> None:
+    """Refuse, before the model is built, a run whose estimated step (`train.training_memory`)
+    is more than the first device has free.
+
+    Raises:
+        Unmet: it does not fit; one line with the estimate, what is free and what to change.
+    """
+    import jax
+
+    from xut_flow.train import training_memory
+
+    devices = jax.devices()
+    count = len(devices) if config.num_devices is None else config.num_devices
+    channels, height, width = latent_shape
+    require_memory(
+        training_memory(model, config, latent_shape, count),
+        available_memory(devices[0]),
+        what=f"xut-flow train{f' --preset {preset_name}' if preset_name else ''} --batch-size "
+        f"{config.batch_size} (latents "
+        f"{channels}x{height}x{width}, {count} device{'s' if count > 1 else ''})",
+        where=device_name(devices[0]),
+        fix="use a smaller --batch-size, a higher --tread-rate or --preset tiny",
+    )
+
+
 def _announce(options: argparse.Namespace) -> None:
     """Print the line naming the JAX device the command runs on, and the tsu-core backend that
     draws its noise where it draws any; once the run's own checks have passed."""
@@ -213,6 +246,11 @@ def _add_train(commands, common: argparse.ArgumentParser) -> None:
     )
     train.add_argument(
         "--distributed", action="store_true", help="call jax.distributed.initialize() (multi-host)"
+    )
+    train.add_argument(
+        IGNORE_MEMORY_FLAG,
+        action="store_true",
+        help="start even when the estimated memory of a step is more than the device has free",
     )
     _add_placement(train)
     train.add_argument(
@@ -441,6 +479,8 @@ def _run(options: argparse.Namespace) -> None:
             text_dim=dataset.text_dim, latent_channels=dataset.latent_shape[0]
         )
         check_run(Path(options.out), model, name)
+        if not options.ignore_memory_check:
+            check_training_memory(model, config, tuple(dataset.latent_shape), name)
         _announce(options)
         result = run_training(model, config, dataset, options.out, preset_name=name)
         if result.stopped_by_signal and result.checkpoint is not None:

@@ -66,6 +66,63 @@ def make_optimizer(config: TrainConfig, model_config: ModelConfig) -> optax.Grad
     )
 
 
+def training_memory(
+    model_config: ModelConfig,
+    config: TrainConfig,
+    latent_shape: tuple[int, int, int],
+    num_devices: int = 1,
+) -> int:
+    r"""Bytes one device holds at the peak of a training step, estimated from the shapes alone.
+
+    $$ 20 P / s + \sum_\text{blocks} b\, n_k \big( a (12 D + 9 A + 6 M) + 12 h\, n_c \big) $$
+
+    P parameters in float32 with their gradients, AdamW's two moments and the update (20 bytes
+    each; split over the s devices under FSDP, else s = 1); for every block, the activations
+    the backward pass keeps for its b examples (this device's share of the batch) of $n_k$
+    tokens: widths D of the residual stream, norms, modulated inputs and projections' outputs,
+    attention widths A (queries, keys, values, their rotations, the attention output) and
+    SwiGLU widths M, at a = 2 bytes in bfloat16 or 4 in float32; and, where attention runs in
+    XLA, the h heads' scores and probabilities over the $n_c$ keys in float32 (cuDNN's flash
+    attention stores none). Counting the tensors gives 8 D + 6 A + 4 M and 8 h; the
+    coefficients are half as large again, what a measured CPU step needed per example. TREAD's routed layers count only
+    their kept tokens. The data set's shards and JAX's own memory (compiled programs, thread
+    pools) are not in it.
+
+    Arguments:
+        model_config: the model.
+        config: the batch size and parameter layout.
+        latent_shape: one example's latents, (C, H, W).
+        num_devices: devices on the data axis.
+
+    Returns:
+        The estimate in bytes; `tests/test_train.py` holds it against a measured step.
+    """
+    from xut_flow.model import attention_implementation, parameter_count
+
+    model = model_config
+    shards = num_devices if config.parameter_sharding == "fsdp" else 1
+    state = 20 * parameter_count(model) // shards
+    _, height, width = latent_shape
+    tokens = (height // model.patch_size) * (width // model.patch_size)
+    routed = model.tread_rate > 0 and model.depth >= 2
+    kept = tokens - int(tokens * model.tread_rate) if routed else tokens
+    encoder = [tokens] + [kept] * (model.depth - 1)
+    decoder = [kept] * (model.depth - 1) + [tokens]
+    scores = 12 * model.num_heads if attention_implementation(model) == "xla" else 0
+    width_bytes = 2 if model.compute_dtype == "bfloat16" else 4
+    attention_width = model.num_heads * model.head_dim
+    per_token = width_bytes * (12 * model.model_dim + 9 * attention_width + 6 * model.mlp_dim)
+    activations = 0
+    for length in encoder:
+        activations += model.encoder_blocks * length * (per_token + scores * length)
+    for layer, length in enumerate(decoder):
+        context = encoder[model.depth - 1 - layer]
+        activations += model.decoder_blocks * length * (per_token + scores * length)
+        activations += length * (per_token + scores * context)  # the cross-attention
+    examples = max(1, config.batch_size // num_devices)
+    return state + examples * activations
+
+
 def make_mesh(num_devices: int | None = None) -> Mesh:
     """A 1D mesh with axis "data" over the first `num_devices` devices (all by default)."""
     devices = jax.devices()
