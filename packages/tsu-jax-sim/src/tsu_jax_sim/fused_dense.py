@@ -22,6 +22,7 @@ padded spins never reach a real field, and padded rows are never updated (they a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -31,7 +32,12 @@ import numpy as np
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
-from tsu_jax_sim.node_major import NodeMajorSweep, bipartite_shape, uniform_from_bits
+from tsu_jax_sim.node_major import (
+    BlockDenseParameters,
+    NodeMajorSweep,
+    bipartite_shape,
+    uniform_from_bits,
+)
 from tsu_jax_sim.philox import MulHiLo, mulhilo_portable, mulhilo_ptx, philox_bits
 
 
@@ -174,25 +180,35 @@ def applies(layout: Any, sampler: str) -> bool:
     )
 
 
+@dataclass(frozen=True, eq=False)
 class FusedDenseSweep(NodeMajorSweep):
     """`NodeMajorSweep` of a bipartite dense layout whose block updates are `update_block`
     kernels. The node-major blocks, matrices and biases are padded (see the module docstring);
     `join` drops the padding again, and the energies read the padded arrays unchanged (padded
-    rows have zero fields and biases)."""
+    rows have zero fields and biases).
 
-    def __init__(
-        self,
-        layout: Any,
-        interpret: bool = False,
-        tiling: Tiling | Sequence[Tiling] = DEFAULT_TILING,
-    ) -> None:
-        super().__init__(layout)
+    Arguments:
+        layout: a bipartite `dense` layout (`applies`).
+        interpret: run the kernels in Pallas's interpreter (the CPU; slow: for tests).
+        tiling: one tiling for every block, or one per block.
+    """
+
+    interpret: bool = False
+    tiling: Tiling | Sequence[Tiling] = DEFAULT_TILING
+    # Made by __post_init__: the tiling of each block, the rows each block is padded to, and
+    # the multiple the chains are padded to.
+    tilings: tuple[Tiling, ...] = field(init=False, repr=False)
+    padded_rows: list[int] = field(init=False, repr=False)
+    chain_multiple: int = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        tiling = self.tiling
         tilings = (tiling,) * len(self.blocks) if isinstance(tiling, Tiling) else tuple(tiling)
         if len(tilings) != len(self.blocks):
             raise ValueError(f"{len(tilings)} tilings for {len(self.blocks)} blocks")
         if any(tiling.chains % 4 for tiling in tilings):
             raise ValueError("chain tiles must be multiples of 4 (a Philox call serves 4 chains)")
-        object.__setattr__(self, "interpret", interpret)
         object.__setattr__(self, "tilings", tilings)
         # A block is updated in its tiling's rows and read in the depth of each block it feeds.
         padded = []
@@ -228,18 +244,18 @@ class FusedDenseSweep(NodeMajorSweep):
         trimmed = tuple(part[: block.size] for part, block in zip(parts, self.blocks, strict=True))
         return super().join(trimmed, rows)
 
-    def prepare(self, weights: jax.Array, biases: jax.Array) -> dict[str, Any]:
+    def prepare(self, weights: jax.Array, biases: jax.Array) -> BlockDenseParameters:
         prepared = super().prepare(weights, biases)
         rows = self.padded_rows
         sources = [self.sources[index][0] for index in range(len(rows))]
-        prepared["matrices"] = [
+        matrices = tuple(
             _pad2(matrix, rows[index], rows[sources[index]])
-            for index, matrix in enumerate(prepared["matrices"])
-        ]
-        prepared["biases"] = [
-            _pad2(bias, rows[index], 1) for index, bias in enumerate(prepared["biases"])
-        ]
-        return prepared
+            for index, matrix in enumerate(prepared.matrices)
+        )
+        padded_biases = tuple(
+            _pad2(bias, rows[index], 1) for index, bias in enumerate(prepared.biases)
+        )
+        return BlockDenseParameters(padded_biases, matrices)
 
     def block_free(self, free: jax.Array) -> list[jax.Array]:
         return [
@@ -249,7 +265,7 @@ class FusedDenseSweep(NodeMajorSweep):
 
     def sweep(
         self,
-        prepared: dict[str, Any],
+        prepared: BlockDenseParameters,
         parts: tuple[jax.Array, ...],
         keys: jax.Array,
         beta: jax.Array,
@@ -259,9 +275,9 @@ class FusedDenseSweep(NodeMajorSweep):
         parts = list(parts)
         for index in range(len(parts)):
             parts[index] = update_block(
-                prepared["matrices"][index],
+                prepared.matrices[index],
                 parts[self.sources[index][0]],
-                prepared["biases"][index],
+                prepared.biases[index],
                 free[index],
                 parts[index],
                 keys[index],

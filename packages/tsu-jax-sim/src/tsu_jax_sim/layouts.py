@@ -16,6 +16,9 @@ Three spin layouts, chosen from the topology by `choose_layout`:
 | `neighbours` | everything else (sparse graphs of bounded degree)   | a gather over padded lists |
 
 Categorical topologies use padded neighbour lists with one oriented K x K matrix per slot.
+A layout's `prepare` returns the arrays its sweeps read as one record per kind
+(`StencilParameters`, `DenseParameters`, `NeighbourParameters`, `CategoricalParameters`), each
+a JAX pytree, built inside the compiled program.
 The energy of a state follows from the full fields without a second pass over the edges:
 $E = -\sum_i s_i (f_i + h_i) / 2$ (spins) and $E = -\sum_i (\ell_i[x_i] + h_i[x_i]) / 2$
 (categorical), since every edge term appears in the fields of both its ends.
@@ -23,8 +26,9 @@ $E = -\sum_i s_i (f_i + h_i) / 2$ (spins) and $E = -\sum_i (\ell_i[x_i] + h_i[x_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -88,6 +92,65 @@ def _padded_neighbours(topology: Topology) -> tuple[np.ndarray, np.ndarray, np.n
     return neighbours, edge_ids, valid
 
 
+@partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["biases", "right", "down", "left", "up"],
+    meta_fields=[],
+)
+@dataclass(frozen=True)
+class StencilParameters:
+    """The arrays a stencil sweep reads: the biases (N,) and, as (rows, cols) grids, each
+    node's coupling to its right, lower, left and upper neighbour."""
+
+    biases: jax.Array
+    right: jax.Array
+    down: jax.Array
+    left: jax.Array
+    up: jax.Array
+
+
+@partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["biases", "matrix", "block_matrices"],
+    meta_fields=[],
+)
+@dataclass(frozen=True)
+class DenseParameters:
+    """The arrays a dense sweep reads: the biases (N,), the symmetric (N, N) coupling matrix
+    and, per block, its (sources, |block|) part (none when the blocks are swept in a loop,
+    `SpinLayout.sequential`, which reads the whole matrix)."""
+
+    biases: jax.Array
+    matrix: jax.Array
+    block_matrices: tuple[jax.Array, ...]
+
+
+@partial(jax.tree_util.register_dataclass, data_fields=["biases", "slot_weights"], meta_fields=[])
+@dataclass(frozen=True)
+class NeighbourParameters:
+    """The arrays a neighbour-list sweep reads: the biases (N,) and the (N, D) weight of each
+    padded neighbour slot (0 at padding)."""
+
+    biases: jax.Array
+    slot_weights: jax.Array
+
+
+SpinParameters = StencilParameters | DenseParameters | NeighbourParameters
+
+
+@partial(jax.tree_util.register_dataclass, data_fields=["biases", "oriented"], meta_fields=[])
+@dataclass(frozen=True)
+class CategoricalParameters:
+    """The arrays a categorical sweep reads: the biases (N, K) and the (N, D, K, K) matrix of
+    each padded neighbour slot, rows indexed by the node's own state (0 at padding)."""
+
+    biases: jax.Array
+    oriented: jax.Array
+
+
+LayoutParameters = SpinParameters | CategoricalParameters
+
+
 @dataclass(frozen=True, eq=False)
 class SpinLayout:
     """The spin-model fields of one topology in one of the three layouts.
@@ -102,6 +165,19 @@ class SpinLayout:
     topology: Topology
     kind: str
     precision: str = "highest"
+    # Index arrays made from the topology by __post_init__. Every kind: the blocks, a mask
+    # (num_blocks, N) of each, and the blocks padded with index N to one width.
+    blocks: list[np.ndarray] = field(init=False, repr=False)
+    block_masks: np.ndarray = field(init=False, repr=False)
+    padded_blocks: np.ndarray = field(init=False, repr=False)
+    # neighbours: (N, D) padded neighbour lists, their edge ids and validity.
+    neighbours: np.ndarray | None = field(init=False, repr=False, default=None)
+    edge_ids: np.ndarray | None = field(init=False, repr=False, default=None)
+    valid: np.ndarray | None = field(init=False, repr=False, default=None)
+    # dense: per block, the nodes coupled to it.
+    sources: list[np.ndarray] | None = field(init=False, repr=False, default=None)
+    # stencil: the lattice's (rows, cols).
+    shape: tuple[int, int] | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         topology = self.topology
@@ -145,13 +221,13 @@ class SpinLayout:
         return self.kind == "dense" and len(self.blocks) > SEQUENTIAL_BLOCKS
 
     def padded_block_fields(
-        self, prepared: dict[str, Any], spins: jax.Array, nodes: jax.Array
+        self, prepared: DenseParameters, spins: jax.Array, nodes: jax.Array
     ) -> jax.Array:
         """Fields (C, width) at the (traced) padded node indices of one block (dense layout);
         padding (index N) reads node 0 and is never written."""
         safe = jnp.minimum(nodes, self.topology.num_nodes - 1)
-        columns = jnp.take(prepared["matrix"], safe, axis=1)
-        return self._matmul(spins, columns) + prepared["biases"][safe]
+        columns = jnp.take(prepared.matrix, safe, axis=1)
+        return self._matmul(spins, columns) + prepared.biases[safe]
 
     @property
     def masked_update(self) -> bool:
@@ -160,34 +236,29 @@ class SpinLayout:
         return self.kind == "stencil"
 
     # -- parameters ------------------------------------------------------------------------------
-    def prepare(self, weights: jax.Array, biases: jax.Array) -> dict[str, Any]:
+    def prepare(self, weights: jax.Array, biases: jax.Array) -> SpinParameters:
         """The arrays a sweep reads, built from the (traced) parameters once per call."""
         topology = self.topology
-        prepared: dict[str, Any] = {"biases": biases}
         if self.kind == "neighbours":
-            prepared["slot_weights"] = jnp.where(
-                self.valid, gather_edges(weights, self.edge_ids), 0.0
-            )
-        elif self.kind == "dense":
+            slot_weights = jnp.where(self.valid, gather_edges(weights, self.edge_ids), 0.0)
+            return NeighbourParameters(biases, slot_weights)
+        if self.kind == "dense":
             matrix = jnp.zeros((topology.num_nodes, topology.num_nodes), weights.dtype)
             matrix = matrix.at[topology.edges[:, 0], topology.edges[:, 1]].set(weights)
             matrix = matrix.at[topology.edges[:, 1], topology.edges[:, 0]].set(weights)
             dtype = jnp.bfloat16 if self.precision == "bfloat16" else weights.dtype
-            prepared["matrix"] = matrix.astype(dtype)
-            if self.sequential:
-                return prepared
-            prepared["block_matrices"] = [
-                matrix[np.ix_(sources, block)].astype(dtype)
-                for sources, block in zip(self.sources, self.blocks, strict=True)
-            ]
-            prepared["matrix"] = matrix.astype(dtype)
-        else:
-            rows, cols = self.shape
-            pair = weights.reshape(2, rows, cols)
-            prepared["right"], prepared["down"] = pair[0], pair[1]
-            prepared["left"] = jnp.roll(pair[0], 1, axis=1)  # R(r, c-1)
-            prepared["up"] = jnp.roll(pair[1], 1, axis=0)  # D(r-1, c)
-        return prepared
+            block_matrices = ()
+            if not self.sequential:
+                block_matrices = tuple(
+                    matrix[np.ix_(sources, block)].astype(dtype)
+                    for sources, block in zip(self.sources, self.blocks, strict=True)
+                )
+            return DenseParameters(biases, matrix.astype(dtype), block_matrices)
+        rows, cols = self.shape
+        pair = weights.reshape(2, rows, cols)
+        left = jnp.roll(pair[0], 1, axis=1)  # R(r, c-1)
+        up = jnp.roll(pair[1], 1, axis=0)  # D(r-1, c)
+        return StencilParameters(biases, right=pair[0], down=pair[1], left=left, up=up)
 
     # -- fields ----------------------------------------------------------------------------------
     def _matmul(self, spins: jax.Array, matrix: jax.Array) -> jax.Array:
@@ -195,7 +266,7 @@ class SpinLayout:
             return bfloat16_product(spins, matrix)
         return jnp.matmul(spins, matrix, precision=jax.lax.Precision.HIGHEST)
 
-    def block_fields(self, prepared: dict[str, Any], spins: jax.Array, index: int) -> jax.Array:
+    def block_fields(self, prepared: SpinParameters, spins: jax.Array, index: int) -> jax.Array:
         """Local fields (C, |block|) of block `index` (all nodes, (C, N), for the stencil)."""
         if self.kind == "stencil":
             return self.all_fields(prepared, spins)
@@ -205,37 +276,35 @@ class SpinLayout:
             # (contiguous, coalesced), stored as bfloat16 (+-1 is exact) to halve the bytes.
             node_major = spins.T.astype(jnp.bfloat16)
             gathered = node_major[self.neighbours[block]].astype(jnp.float32)  # (B, D, C)
-            weights = prepared["slot_weights"][block]
+            weights = prepared.slot_weights[block]
             coupling = (gathered * weights[..., None]).sum(1).T
         else:
             sources = self.sources[index]
-            coupling = self._matmul(
-                gather.columns(spins, sources), prepared["block_matrices"][index]
-            )
-        return coupling + prepared["biases"][block]
+            coupling = self._matmul(gather.columns(spins, sources), prepared.block_matrices[index])
+        return coupling + prepared.biases[block]
 
-    def all_fields(self, prepared: dict[str, Any], spins: jax.Array) -> jax.Array:
+    def all_fields(self, prepared: SpinParameters, spins: jax.Array) -> jax.Array:
         """Local fields (C, N) of every node."""
         if self.kind == "neighbours":
             gathered = spins[:, self.neighbours]
-            return (gathered * prepared["slot_weights"]).sum(-1) + prepared["biases"]
+            return (gathered * prepared.slot_weights).sum(-1) + prepared.biases
         if self.kind == "dense":
-            return self._matmul(spins, prepared["matrix"]) + prepared["biases"]
+            return self._matmul(spins, prepared.matrix) + prepared.biases
         rows, cols = self.shape
         grid = spins.reshape(-1, rows, cols)
         # f(r,c) = R(r,c) s(r,c+1) + R(r,c-1) s(r,c-1) + D(r,c) s(r+1,c) + D(r-1,c) s(r-1,c) + h
         fields = (
-            prepared["right"] * jnp.roll(grid, -1, axis=2)
-            + prepared["left"] * jnp.roll(grid, 1, axis=2)
-            + prepared["down"] * jnp.roll(grid, -1, axis=1)
-            + prepared["up"] * jnp.roll(grid, 1, axis=1)
+            prepared.right * jnp.roll(grid, -1, axis=2)
+            + prepared.left * jnp.roll(grid, 1, axis=2)
+            + prepared.down * jnp.roll(grid, -1, axis=1)
+            + prepared.up * jnp.roll(grid, 1, axis=1)
         )
-        return fields.reshape(spins.shape) + prepared["biases"]
+        return fields.reshape(spins.shape) + prepared.biases
 
-    def energies(self, prepared: dict[str, Any], spins: jax.Array) -> jax.Array:
+    def energies(self, prepared: SpinParameters, spins: jax.Array) -> jax.Array:
         """E(s) = -sum_i s_i (f_i + h_i) / 2 for each chain, (C,)."""
         fields = self.all_fields(prepared, spins).astype(jnp.float32)
-        return -0.5 * (spins * (fields + prepared["biases"])).sum(-1)
+        return -0.5 * (spins * (fields + prepared.biases)).sum(-1)
 
     def edge_products(self, spins: jax.Array) -> jax.Array:
         """sum over chains of s_i s_j for every edge, (E,)."""
@@ -256,6 +325,15 @@ class CategoricalLayout:
     oriented so that its rows are indexed by the node's own state."""
 
     topology: Topology
+    kind: ClassVar[str] = "neighbours"
+    masked_update: ClassVar[bool] = False
+    # Index arrays made from the topology by __post_init__: the blocks; (N, D) padded neighbour
+    # lists, their edge ids, validity, and whether the node is the edge's first endpoint.
+    blocks: list[np.ndarray] = field(init=False, repr=False)
+    neighbours: np.ndarray = field(init=False, repr=False)
+    edge_ids: np.ndarray = field(init=False, repr=False)
+    valid: np.ndarray = field(init=False, repr=False)
+    is_first: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         topology = self.topology
@@ -270,38 +348,38 @@ class CategoricalLayout:
         object.__setattr__(self, "edge_ids", edge_ids)
         object.__setattr__(self, "valid", valid)
         object.__setattr__(self, "is_first", first)
-        object.__setattr__(self, "kind", "neighbours")
 
-    masked_update = False
-
-    def prepare(self, weights: jax.Array, biases: jax.Array) -> dict[str, Any]:
+    def prepare(self, weights: jax.Array, biases: jax.Array) -> CategoricalParameters:
+        """The arrays a sweep reads, built from the (traced) parameters once per call."""
         slot = gather_edges(weights, self.edge_ids)  # (N, D, K, K), rows: first endpoint's state
         oriented = jnp.where(self.is_first[..., None, None], slot, jnp.swapaxes(slot, -1, -2))
         oriented = jnp.where(self.valid[..., None, None], oriented, 0.0)
-        return {"biases": biases, "oriented": oriented}
+        return CategoricalParameters(biases, oriented)
 
-    def _logits(self, prepared: dict[str, Any], states: jax.Array, nodes: Any) -> jax.Array:
+    def _logits(self, prepared: CategoricalParameters, states: jax.Array, nodes: Any) -> jax.Array:
         num_categories = self.topology.num_categories
         neighbour_states = states[:, self.neighbours[nodes]]  # (C, B, D)
         one_hot = jax.nn.one_hot(neighbour_states, num_categories, dtype=jnp.float32)
         coupling = jnp.einsum(
             "cbdl,bdkl->cbk",
             one_hot,
-            prepared["oriented"][nodes],
+            prepared.oriented[nodes],
             precision=jax.lax.Precision.HIGHEST,
         )
-        return coupling + prepared["biases"][nodes]
+        return coupling + prepared.biases[nodes]
 
-    def block_fields(self, prepared: dict[str, Any], states: jax.Array, index: int) -> jax.Array:
+    def block_fields(
+        self, prepared: CategoricalParameters, states: jax.Array, index: int
+    ) -> jax.Array:
         """Logits (C, |block|, K) of block `index`."""
         return self._logits(prepared, states, self.blocks[index])
 
-    def all_fields(self, prepared: dict[str, Any], states: jax.Array) -> jax.Array:
+    def all_fields(self, prepared: CategoricalParameters, states: jax.Array) -> jax.Array:
         return self._logits(prepared, states, np.arange(self.topology.num_nodes))
 
-    def energies(self, prepared: dict[str, Any], states: jax.Array) -> jax.Array:
+    def energies(self, prepared: CategoricalParameters, states: jax.Array) -> jax.Array:
         """E(x) = -sum_i (l_i[x_i] + h_i[x_i]) / 2 for each chain, (C,)."""
-        logits = self.all_fields(prepared, states) + prepared["biases"]
+        logits = self.all_fields(prepared, states) + prepared.biases
         picked = jnp.take_along_axis(logits, states[..., None], axis=-1)[..., 0]
         return -0.5 * picked.sum(-1)
 

@@ -27,7 +27,8 @@ split over devices.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -36,7 +37,7 @@ import numpy as np
 from jax.extend.random import threefry2x32_p
 
 from tsu_jax_sim import gather
-from tsu_jax_sim.layouts import bfloat16_product, gather_edges
+from tsu_jax_sim.layouts import SpinLayout, bfloat16_product, gather_edges
 
 LANES = {"neighbours": 4, "dense": 2}  # chains per packed word (one threefry call per 2)
 # A block whose nodes have at most UNROLL_SLOTS neighbour slots sums them by unrolled gathers
@@ -71,18 +72,54 @@ class Tier(NamedTuple):
     valid: np.ndarray
 
 
+@partial(jax.tree_util.register_dataclass, data_fields=["biases", "slot_weights"], meta_fields=[])
+@dataclass(frozen=True)
+class BlockNeighbourParameters:
+    """The arrays a node-major sweep of the `neighbours` layout reads, per block (in
+    `NodeMajorSweep.blocks` order): the biases (|B|, 1) and, per tier, the (D, |tier|, 1)
+    weights of its padded slots (0 at padding)."""
+
+    biases: tuple[jax.Array, ...]
+    slot_weights: tuple[tuple[jax.Array, ...], ...]
+
+
+@partial(jax.tree_util.register_dataclass, data_fields=["biases", "matrices"], meta_fields=[])
+@dataclass(frozen=True)
+class BlockDenseParameters:
+    """The arrays a node-major sweep of the `dense` layout reads, per block (in
+    `NodeMajorSweep.blocks` order): the biases (|B|, 1) and the (|B|, sources) couplings to
+    the nodes of its source blocks (None for a block coupled to none)."""
+
+    biases: tuple[jax.Array, ...]
+    matrices: tuple[jax.Array | None, ...]
+
+
+BlockParameters = BlockNeighbourParameters | BlockDenseParameters
+
+
 @dataclass(frozen=True, eq=False)
 class NodeMajorSweep:
     """Index arrays (numpy, baked into the program) of a node-major sweep of `layout`."""
 
-    layout: Any
+    layout: SpinLayout
+    # Made from the layout by __post_init__: the node order inside each block (hubs first),
+    # chains per packed word, the permutation from that order back to the topology's (None
+    # when it is the same), and per block the blocks it reads ("sources").
+    blocks: list[np.ndarray] = field(init=False, repr=False)
+    lanes: int = field(init=False, repr=False)
+    inverse: np.ndarray | None = field(init=False, repr=False)
+    sources: list[tuple[int, ...]] = field(init=False, repr=False)
+    # neighbours: per block, its tiers.
+    tiers: list[list[Tier]] | None = field(init=False, repr=False, default=None)
+    # dense: per block, the nodes of its source blocks, concatenated (None: no source).
+    source_nodes: list[np.ndarray | None] | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         layout = self.layout
         topology = layout.topology
         wide = _wide_nodes(layout)
         blocks = [_hubs_first(block, wide) for block in layout.blocks]
-        object.__setattr__(self, "blocks", blocks)  # the node order inside each block
+        object.__setattr__(self, "blocks", blocks)
         owner = np.zeros(topology.num_nodes, np.int32)
         position = np.zeros(topology.num_nodes, np.int32)
         for index, block in enumerate(blocks):
@@ -187,42 +224,43 @@ class NodeMajorSweep:
         return [free[block] for block in self.blocks]
 
     # -- parameters ------------------------------------------------------------------------------
-    def prepare(self, weights: jax.Array, biases: jax.Array) -> dict[str, Any]:
+    def prepare(self, weights: jax.Array, biases: jax.Array) -> BlockParameters:
         """Per-block arrays built from the (traced) float32 parameters once per call."""
         layout = self.layout
         blocks = self.blocks
-        prepared: dict[str, Any] = {"biases": [biases[block][:, None] for block in blocks]}
+        block_biases = tuple(biases[block][:, None] for block in blocks)
         if layout.kind == "neighbours":
-            prepared["slot_weights"] = [
-                [
+            slot_weights = tuple(
+                tuple(
                     jnp.where(tier.valid, gather_edges(weights, tier.edges), 0.0)[..., None]
                     for tier in tiers
-                ]
+                )
                 for tiers in self.tiers
-            ]
-            return prepared
+            )
+            return BlockNeighbourParameters(block_biases, slot_weights)
         dtype = jnp.bfloat16 if layout.precision == "bfloat16" else jnp.float32
         bipartite = bipartite_shape(layout.topology)
         if bipartite is not None:
             matrix = weights.reshape(bipartite)  # edge v * H + h joins v and V + h
-            prepared["matrices"] = [matrix.astype(dtype), matrix.T.astype(dtype)]
-            return prepared
+            return BlockDenseParameters(
+                block_biases, (matrix.astype(dtype), matrix.T.astype(dtype))
+            )
         topology = layout.topology
         full = jnp.zeros((topology.num_nodes, topology.num_nodes), jnp.float32)
         full = full.at[topology.edges[:, 0], topology.edges[:, 1]].set(weights)
         full = full.at[topology.edges[:, 1], topology.edges[:, 0]].set(weights)
-        prepared["matrices"] = [
+        matrices = tuple(
             None if columns is None else full[np.ix_(block, columns)].astype(dtype)
             for block, columns in zip(blocks, self.source_nodes, strict=True)
-        ]
-        return prepared
+        )
+        return BlockDenseParameters(block_biases, matrices)
 
     # -- fields and updates ----------------------------------------------------------------------
     def field_lanes(
-        self, prepared: dict[str, Any], parts: tuple[jax.Array, ...], index: int
+        self, prepared: BlockParameters, parts: tuple[jax.Array, ...], index: int
     ) -> list[jax.Array]:
         """Local fields of block `index`, float32 (|B|, words) per lane."""
-        bias = prepared["biases"][index]
+        bias = prepared.biases[index]
         shape = (bias.shape[0], parts[index].shape[1])
         coupled = self.sources[index]
         if not coupled:
@@ -232,7 +270,7 @@ class NodeMajorSweep:
         if len(coupled) > 1:
             source = jnp.concatenate([parts[block] for block in coupled], axis=0)
         if self._dense:
-            matrix = prepared["matrices"][index]
+            matrix = prepared.matrices[index]
             if self.layout.precision == "bfloat16":
                 product = bfloat16_product(matrix, source)
             else:
@@ -245,9 +283,7 @@ class NodeMajorSweep:
             (_unrolled_fields if tier.unrolled else _reduced_fields)(
                 source, tier.rows, weights, bias[tier.first : tier.stop], self.lanes
             )
-            for tier, weights in zip(
-                self.tiers[index], prepared["slot_weights"][index], strict=True
-            )
+            for tier, weights in zip(self.tiers[index], prepared.slot_weights[index], strict=True)
         ]
         if len(fields) == 1:
             return fields[0]
@@ -267,7 +303,7 @@ class NodeMajorSweep:
 
     def sweep(
         self,
-        prepared: dict[str, Any],
+        prepared: BlockParameters,
         parts: tuple[jax.Array, ...],
         keys: jax.Array,
         beta: jax.Array,
@@ -288,20 +324,20 @@ class NodeMajorSweep:
             uniforms = self.uniforms(keys[index], current[0].shape)
             keep = ~free[index][:, None]
             down = []
-            for field, spin, uniform in zip(fields, current, uniforms, strict=True):
+            for local_field, spin, uniform in zip(fields, current, uniforms, strict=True):
                 if sampler == "gibbs":
-                    flag = uniform >= jax.nn.sigmoid(2.0 * beta * field)
+                    flag = uniform >= jax.nn.sigmoid(2.0 * beta * local_field)
                 else:
-                    flip = uniform < jnp.exp(-2.0 * beta * spin * field)
+                    flip = uniform < jnp.exp(-2.0 * beta * spin * local_field)
                     flag = flip == (spin > 0)
                 down.append(jnp.where(keep, spin < 0, flag))
             parts[index] = self._pack(down)
         return tuple(parts)
 
-    def energies(self, prepared: dict[str, Any], parts: tuple[jax.Array, ...], rows: int) -> Any:
+    def energies(self, prepared: BlockParameters, parts: tuple[jax.Array, ...], rows: int) -> Any:
         """E(s) = -sum_i s_i (f_i + h_i) / 2 for each chain, (rows,)."""
         total = 0.0
-        for index, bias in enumerate(prepared["biases"]):
+        for index, bias in enumerate(prepared.biases):
             # Lanes stacked and contracted over nodes in one einsum: summing each lane's
             # products on its own makes XLA recompute the gathered fields per lane.
             fields = jnp.stack(self.field_lanes(prepared, parts, index))  # (L, |B|, words)

@@ -38,7 +38,8 @@ from tsu_core.request import SampleRequest
 from tsu_core.topology import Topology
 from tsu_jax_sim import fused_dense, node_major
 from tsu_jax_sim.arrays import jax_key
-from tsu_jax_sim.layouts import make_layout
+from tsu_jax_sim.layouts import LayoutParameters, make_layout
+from tsu_jax_sim.node_major import BlockParameters
 from tsu_jax_sim.sweep import exchange_replicas, sweep
 
 logger = logging.getLogger(__name__)
@@ -316,7 +317,7 @@ class _Chains:
     """
 
     program: JaxSimProgram
-    prepared: Any
+    prepared: LayoutParameters | BlockParameters
     key: jax.Array
     free: jax.Array
     num_chains: int
@@ -328,7 +329,7 @@ class _Chains:
     def build(
         cls,
         program: JaxSimProgram,
-        prepared: Any,
+        prepared: LayoutParameters | BlockParameters,
         key: jax.Array,
         free: jax.Array,
         num_chains: int,

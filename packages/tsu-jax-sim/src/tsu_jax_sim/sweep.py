@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tsu_jax_sim import gather
+from tsu_jax_sim.layouts import LayoutParameters
 
 SAMPLERS = ("gibbs", "metropolis")
 
@@ -48,7 +49,7 @@ def heat_bath_spins(fields: jax.Array, uniforms: jax.Array, beta: jax.Array) -> 
 
 def update_block(
     layout: Any,
-    prepared: dict[str, Any],
+    prepared: LayoutParameters,
     states: jax.Array,
     index: int,
     noise: jax.Array,
@@ -105,7 +106,7 @@ def update_block(
 
 def sweep(
     layout: Any,
-    prepared: dict[str, Any],
+    prepared: LayoutParameters,
     states: jax.Array,
     key: jax.Array,
     betas: jax.Array,
@@ -123,7 +124,7 @@ def sweep(
 
 def _sequential_sweep(
     layout: Any,
-    prepared: dict[str, Any],
+    prepared: LayoutParameters,
     states: jax.Array,
     noise: jax.Array,
     betas: jax.Array,
