@@ -46,7 +46,7 @@ def compile_program(model: DTM, backend: tsu_core.Backend | None = None) -> tsu_
     return backend.compile(model.graph.topology)
 
 
-def _random_spins(shape: tuple[int, ...], key: tsu_core.Key, device: torch.device) -> torch.Tensor:
+def random_spins(shape: tuple[int, ...], key: tsu_core.Key, device: torch.device) -> torch.Tensor:
     """Uniform spins drawn on `device` (a generator there, seeded by the key)."""
     generator = torch.Generator(device=device).manual_seed(key.value & ((1 << 63) - 1))
     bits = torch.randint(0, 2, shape, generator=generator, dtype=torch.int8, device=device)
@@ -56,7 +56,7 @@ def _random_spins(shape: tuple[int, ...], key: tsu_core.Key, device: torch.devic
 def chain_start(spins_t: torch.Tensor, num_latents: int, key: tsu_core.Key) -> torch.Tensor:
     """Where a chain of a reverse step starts, (..., 2D + H) int8: $x_{t-1} = x_t$, random
     latents, and $x_t$ (clamped). `spins_t` is (..., D) on the chains' device."""
-    latents = _random_spins((*spins_t.shape[:-1], num_latents), key, spins_t.device)
+    latents = random_spins((*spins_t.shape[:-1], num_latents), key, spins_t.device)
     spins_t = spins_t.to(torch.int8)
     return torch.cat([spins_t, latents, spins_t], dim=-1)
 
@@ -140,7 +140,7 @@ def sample(
             raise ValueError(
                 f"classes: expected {num_images} class indices in 0..{NUM_CLASSES - 1}"
             )
-    spins = _random_spins((num_images, model.graph.num_bits), key.fold_in(0), device)
+    spins = random_spins((num_images, model.graph.num_bits), key.fold_in(0), device)
     intermediates = [spins] if keep_intermediates else None
     steps = range(model.num_steps, 0, -1)
     readout = model.config.readout if readout is None else readout
