@@ -29,7 +29,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from tsu_core.arrays import framework, to_jax, to_numpy
 from tsu_core.parameters import MAX_ABSOLUTE_SUM, Parameters, not_finite, too_large
@@ -107,8 +107,12 @@ class JaxSimProgram:
         topology = self.topology
         chains = request.num_chains
         # Host-side arrays stay numpy (cast inside the jit): eager jnp ops would each compile.
-        weights = _device_or_numpy(request.parameters.weights)
-        biases = _device_or_numpy(request.parameters.biases)
+        # The parameters are put on the backend's devices: a jitted program runs where its
+        # committed inputs lie, so parameters left elsewhere (a CPU torch tensor on a GPU
+        # machine) would take the whole run there.
+        mesh = self.backend.mesh
+        weights = _on_mesh(_device_or_numpy(request.parameters.weights), mesh)
+        biases = _on_mesh(_device_or_numpy(request.parameters.biases), mesh)
         free = np.ones(topology.num_nodes, dtype=np.uint32)
         free[request.clamp_nodes] = 0
         # The small per-call inputs travel as one uint32 array (one host-to-device copy instead
@@ -125,13 +129,12 @@ class JaxSimProgram:
         # Spins +-1 travel as int8 (exact); no clamp reuses one zero array kept on the device.
         state_dtype = np.int8 if topology.is_spin else np.int32
         shape = (chains, topology.num_nodes)
-        mesh = self.backend.mesh
         sharded = mesh.size > 1 and chains % mesh.size == 0
         clamp: Any
         if request.clamp_values is None:
             clamp = self._zero_clamp(shape, state_dtype, sharded)
         else:
-            values = _device_or_numpy(request.clamp_values)
+            values = _device_or_numpy(request.clamp_values, mesh)
             if isinstance(values, np.ndarray):
                 clamp = np.zeros(shape, state_dtype)
                 clamp[:, request.clamp_nodes] = values
@@ -144,7 +147,7 @@ class JaxSimProgram:
                 )
         initial = None
         if request.initial_state is not None:
-            initial = _device_or_numpy(request.initial_state)
+            initial = _device_or_numpy(request.initial_state, mesh)
         if sharded:
             chain_sharding = NamedSharding(mesh, PartitionSpec("chains", None))
             if request.clamp_values is not None:
@@ -538,8 +541,18 @@ def _output(topology: Topology, states: jax.Array) -> jax.Array:
     return states.astype(jnp.int8 if topology.is_spin else jnp.int32)
 
 
-def _device_or_numpy(array: Any) -> Any:
-    """numpy stays numpy (the jit moves it); torch crosses by DLPack; JAX is kept as is."""
-    if framework(array) in ("torch", "jax"):
-        return to_jax(array)
-    return np.asarray(array)
+def _device_or_numpy(array: Any, mesh: Mesh | None = None) -> Any:
+    """numpy stays numpy (the jit moves it); torch crosses by DLPack and JAX is kept as is,
+    except that with `mesh` an array outside the mesh's devices is moved onto them
+    (`_on_mesh`)."""
+    if framework(array) not in ("torch", "jax"):
+        return np.asarray(array)
+    array = to_jax(array)
+    if mesh is not None and not array.devices() <= set(mesh.devices.flat):
+        array = _on_mesh(array, mesh)
+    return array
+
+
+def _on_mesh(array: Any, mesh: Mesh) -> jax.Array:
+    """`array` replicated on the mesh's devices (a copy only where it lies elsewhere)."""
+    return jax.device_put(array, NamedSharding(mesh, PartitionSpec()))
