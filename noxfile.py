@@ -191,7 +191,8 @@ def _test_packages(package: str, backend: str) -> list[str]:
 def tests(session: nox.Session, package: str, backend: str) -> None:
     """A package's tests against one backend (chosen through TSU_BACKEND)."""
     env = _shared_env(session, _test_packages(package, backend))
-    # README command blocks run once per package, with its first test backend.
+    # README command blocks and other backend-independent tests marked
+    # `tsu_core.testing.matrix.once_per_package` run once per package, with its first backend.
     first = backend == next(b for p, b in TEST_MATRIX if p == package)
     # Tests of helpers that convert between frameworks need torch and JAX together, which
     # tsu-core's own environments must not have: they run where tsu-torch meets jax-sim.
@@ -207,7 +208,7 @@ def tests(session: nox.Session, package: str, backend: str) -> None:
         env={
             "TSU_BACKEND": backend,
             "PYTHONHASHSEED": "0",
-            "TSU_README_COMMANDS": str(int(first)),
+            "TSU_FIRST_BACKEND": str(int(first)),
             **JAX_CACHE,
         },
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tsu_core.testing.matrix import once_per_package
 from xut_flow.config import TrainConfig, preset
 from xut_flow.train import learning_rate_schedule
 
@@ -145,6 +146,7 @@ print(training_memory(model, config, (4, 16, 16)), peak - before)
 """
 
 
+@once_per_package
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; ru_maxrss in KiB")
 def test_the_memory_estimate_is_within_a_factor_of_a_measured_step():
     """A real step's peak is at least the estimate and at most 1.5 times it plus 1 GiB: JAX's

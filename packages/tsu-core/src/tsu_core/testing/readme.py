@@ -42,8 +42,6 @@ _MACHINE_PATH_IN_COMMAND = re.compile(r"(?<![\w.])(?:/work|/home|/root|/tmp|/mnt
 # What a command block's test sees of the repository: these entries of its top, and the
 # `shared/` folder beside it where there is one (as on CI and the development machines).
 CLONE_ENTRIES = ("packages", "benchmarks", "examples", "docs", "pyproject.toml", "noxfile.py")
-# Set to 0 to skip the command blocks (nox sets it for all but a package's first backend).
-COMMANDS_VARIABLE = "TSU_README_COMMANDS"
 
 
 class ReadmeExample(NamedTuple):
@@ -262,19 +260,21 @@ def readme_test(path: str | Path) -> Callable[..., None]:
 def readme_commands_test(path: str | Path, *, timeout: float = 600) -> Callable[..., None]:
     """A pytest test running each command block of the Markdown file at `path` as written
     (`run_readme_command`), in a fresh temporary directory, one case per block (id `line-N`);
-    skipped and GPU-size blocks are reported with their reason. All are skipped where the
-    environment variable `TSU_README_COMMANDS` is 0 (nox sets it for every test backend of a
-    package but its first: the commands need not run once per backend). A package's tests use it
-    as `test_readme_command = readme_commands_test(README)`.
+    skipped and GPU-size blocks are reported with their reason. All are skipped in the test
+    sessions of a package's backends but its first (`matrix.first_backend_session`): the
+    commands need not run once per backend. A package's tests use it as
+    `test_readme_command = readme_commands_test(README)`.
     """
     import pytest
+
+    from tsu_core.testing.matrix import FIRST_BACKEND_VARIABLE, first_backend_session
 
     @pytest.mark.parametrize("block", readme_commands(path), ids=lambda block: f"line-{block.line}")
     def test_readme_command(block: ReadmeExample, tmp_path: Path) -> None:
         if block.skip:
             pytest.skip(block.skip)
-        if os.environ.get(COMMANDS_VARIABLE, "1") == "0":
-            pytest.skip(f"{COMMANDS_VARIABLE}=0: README commands run with another backend")
+        if not first_backend_session():
+            pytest.skip(f"{FIRST_BACKEND_VARIABLE}=0: README commands run with another backend")
         run_readme_command(block, tmp_path, timeout=timeout)
 
     return test_readme_command
