@@ -135,7 +135,13 @@ def main() -> None:
         help="stop this run after this many minutes (checkpoint, then the figures); with "
         "--iterations auto the schedule still fills --minutes, for a run resumed later",
     )
-    parser.add_argument("--samples", type=int, default=1000, help="generated images for FID")
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=1000,
+        help="generated images for FID (0: train and checkpoint only, as the first part of a "
+        "resumed run)",
+    )
     parser.add_argument("--out", default="runs/dtm-benchmark")
     parser.add_argument("--backend", default=None)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -210,6 +216,8 @@ def main() -> None:
     if jax_peak is not None:
         emit("peak JAX device memory (backend)", jax_peak / 2**30, "GiB")
 
+    if num_samples == 0:
+        return
     times = []
     for repeat in range(3):
         _synchronise(device)

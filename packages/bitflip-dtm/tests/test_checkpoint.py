@@ -27,7 +27,9 @@ def _parameters(trainer):
     return {name: value.detach().clone() for name, value in trainer.model.state_dict().items()}
 
 
-def test_round_trip_and_resume_give_identical_next_step(backend, tmp_path, tiny_training):
+@pytest.mark.parametrize("chains", ["persistent", "fresh-persistent-noise"])
+def test_round_trip_and_resume_give_identical_next_step(backend, tmp_path, tiny_training, chains):
+    tiny_training = tiny_training.replace(chains=chains)
     first = _trainer(backend, tiny_training)
     first.train(iterations=1)
     path = save_checkpoint(first, tmp_path)

@@ -15,6 +15,7 @@ from bitflip_dtm.data import images_to_bits, load_dataset, spins_to_bits
 from bitflip_dtm.sample import sample
 from bitflip_dtm.train import Trainer, learning_rate, training_memory
 from tsu_core.exact import all_states
+from tsu_core.testing.matrix import once_per_package
 from tsu_core.testing.stats import mean_tolerance
 
 
@@ -60,7 +61,7 @@ def _exact_log_likelihood_gradient(model, t, spins_previous, spins_t):
     return torch.autograd.grad(total / len(spins_previous), parameters)
 
 
-@pytest.mark.parametrize("chains", ["fresh", "persistent"])
+@pytest.mark.parametrize("chains", ["fresh", "persistent", "fresh-persistent-noise"])
 def test_update_is_the_exact_log_likelihood_gradient(chains):
     """With exact draws (the reference backend), minus the trainer's gradient matches the exact
     gradient of the conditional log-likelihood of every step, within a Bernstein bound."""
@@ -97,6 +98,43 @@ def test_update_is_the_exact_log_likelihood_gradient(chains):
         )
 
 
+class _Recorder:
+    """A program that passes calls through and keeps each `moments` call's initial state and
+    final state."""
+
+    def __init__(self, program):
+        self.program, self.calls = program, []
+
+    def moments(self, parameters, **arguments):
+        result = self.program.moments(parameters, **arguments)
+        final = np.array(result.final_state)
+        self.calls.append((np.asarray(arguments["initial_state"]), final))
+        return result
+
+
+def test_only_the_step_from_noise_keeps_its_negative_chains(backend, tiny_training):
+    """With `fresh-persistent-noise`, step T's negative chains start where its last ones ended
+    (with this batch's x_T clamped); every other step starts fresh, x_{t-1} at x_t."""
+    config = tiny_training.replace(chains="fresh-persistent-noise")
+    images, _ = load_dataset(config)
+    trainer = Trainer(config, images, backend=backend)
+    trainer.stacked_program = recorder = _Recorder(trainer.stacked_program)
+    trainer.train(iterations=2)
+    graph, nodes = trainer.model.graph, trainer.model.graph.topology.num_nodes
+    free, size = graph.num_bits + graph.num_latents, config.batch_size
+    # Calls alternate positive, negative; all steps of an iteration are copies of one call.
+    (_, first_final), (second_initial, second_final) = recorder.calls[1], recorder.calls[3]
+    first_final = first_final.reshape(size, config.num_steps, nodes)
+    second_initial = second_initial.reshape(size, config.num_steps, nodes)
+    last = config.num_steps - 1
+    assert np.array_equal(second_initial[:, last, :free], first_final[:, last, :free])
+    for k in range(last):
+        start = second_initial[:, k]
+        assert np.array_equal(start[:, : graph.num_bits], start[:, free:])
+    assert torch.equal(trainer.fantasy[0].cpu(), torch.from_numpy(
+        second_final.reshape(size, config.num_steps, nodes)[:, last]).to(torch.int8))  # fmt: skip
+
+
 def test_learning_rate_decays_along_a_cosine_to_its_floor():
     config = preset("tiny", learning_rate=0.2, learning_rate_floor=0.25, iterations=100)
     assert learning_rate(config, 0) == pytest.approx(0.2)
@@ -129,6 +167,7 @@ print(training_memory(config, len(images), trainer.model.graph), peak - before)
 """
 
 
+@once_per_package
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; ru_maxrss in KiB")
 def test_the_memory_estimate_is_within_a_factor_of_a_measured_run():
     """A real run's peak is at least the estimate and at most twice it plus 1.5 GiB: JAX's own

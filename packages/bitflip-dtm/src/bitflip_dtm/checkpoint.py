@@ -4,7 +4,7 @@ A checkpoint at iteration n is two files in one directory:
 
 * `checkpoint-<n>.safetensors`: the per-step parameters (`steps.<i>.weights`, ...), the AdamW
   moments (`optimizer.<p>.exp_avg`, `optimizer.<p>.exp_avg_sq`), the persistent chains
-  (`fantasy`, empty for fresh chains), and each step's correlation penalty and last measured
+  (`fantasy`, empty for fresh chains; `train.Trainer.fantasy`), and each step's correlation penalty and last measured
   autocorrelation (`penalty`, `autocorrelation`);
 * `checkpoint-<n>.json`: the config (and the preset it started from, when known), the
   iteration, AdamW's hyper-parameters and step counts, and the SHA-256 of the tensors file, so a

@@ -23,7 +23,7 @@ SWEEPS_PER_STEP = 6
 ENCODINGS = ("threshold", "gray", "rgb")
 GRAPHS = ("patches", "torus")
 SCHEDULES = ("linear", "cosine", "mutual-information", "log-time")
-CHAINS = ("persistent", "fresh")
+CHAINS = ("persistent", "fresh", "fresh-persistent-noise")
 READOUTS = ("sample", "mode")
 DATASETS = ("mnist", "digits", "coloured-mnist", "two-patterns")
 
@@ -65,7 +65,10 @@ class Config:
         batch_size: data examples per positive phase.
         chains: the negative phase's chains: "persistent" (`fantasy_chains` chains per step
             that continue across iterations) or "fresh" (one new chain per example, started
-            as sampling starts: x_{t-1} at x_t, latents at random).
+            as sampling starts: x_{t-1} at x_t, latents at random) or "fresh-persistent-noise"
+            (fresh, except for the step from pure noise, t = T, whose one chain per example
+            continues across iterations: that step's target is an unconditional model of
+            $x_{T-1}$, whose modes short chains from a fresh start rarely cross between).
         fantasy_chains: ("persistent") chains per step.
         train_burn_in: sweeps before the first recorded state, in both phases.
         train_samples: states recorded per chain and phase.

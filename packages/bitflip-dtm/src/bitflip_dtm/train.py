@@ -9,8 +9,11 @@ $$\nabla_J = \langle s_i s_j \rangle_{\text{data}} - \langle s_i s_j \rangle_{\t
 the positive phase clamps $x_{t-1}$ and $x_t$ and samples the latents; the negative phase clamps
 only $x_t$ (each chain its example's) and samples $x_{t-1}$ and the latents. Both run
 `train_burn_in` sweeps, then record `train_samples` states `train_thinning` sweeps apart.
-Negative chains are `fresh` (one per example, started as sampling starts them: `chain_start`)
-or `persistent` (`fantasy_chains` per step, continuing from their last states).
+Negative chains are `fresh` (one per example, started as sampling starts them: `chain_start`),
+`persistent` (`fantasy_chains` per step, continuing from their last states), or
+`fresh-persistent-noise`: fresh, but the step from pure noise keeps its B chains across
+iterations (its $x_T$ clamps are redrawn each time), so they approach that step's equilibrium
+over training instead of staying near the start in one mode.
 
 The reverse steps are independent models, so the `steps_per_iteration` steps of an iteration
 are sampled together: the program is `steps_per_iteration` disjoint copies of the reverse-step
@@ -81,7 +84,7 @@ def training_memory(config: Config, num_images: int, graph: ReverseGraph | None 
     one chunk of c = `data.CONVERSION_CHUNK` images being converted; T steps of $E_\ell$
     learned weights, D visible and H latent biases in float32 with their gradients and AdamW's
     two moments; the persistent chains, F per step of N = 2D + H int8 spins (none for `fresh`
-    chains); the graph as a backend holds it, K = `steps_per_iteration` stacked copies and the
+    chains, B of the last step for `fresh-persistent-noise`); the graph as a backend holds it, K = `steps_per_iteration` stacked copies and the
     single one, each node's neighbours padded to the largest degree $\Delta$, as jax-sim's
     neighbour lists are (a neighbour and an edge index, a weight and a spin per slot: 16
     bytes); and what the tsu-core protocol bounds a call of B (positive phase) and F chains
@@ -104,7 +107,8 @@ def training_memory(config: Config, num_images: int, graph: ReverseGraph | None 
     conversion = min(num_images, CONVERSION_CHUNK) * pixels * (20 + 9 * config.bits_per_channel)
     parameters = config.num_steps * (graph.num_learned_edges + graph.num_bits + graph.num_latents)
     negative = config.fantasy_chains if config.chains == "persistent" else config.batch_size
-    persistent = config.num_steps * negative * nodes if config.chains == "persistent" else 0
+    persistent = {"persistent": config.num_steps * negative, "fresh-persistent-noise": negative}
+    persistent = persistent.get(config.chains, 0) * nodes
     copies = min(config.steps_per_iteration, config.num_steps)
     sweeps = config.train_burn_in + config.train_samples * config.train_thinning
 
@@ -175,6 +179,8 @@ class Trainer:
             else self.program
         )
         self.data = data_spins(images, labels, config).to(self.device)
+        # Persistent chains: (T, F, N) for `persistent`; for `fresh-persistent-noise` (1, B, N)
+        # once the step from noise has had its first negative phase, empty before.
         self.fantasy = torch.zeros(0, dtype=torch.int8, device=self.device)
         if config.chains == "persistent":
             generator = torch.Generator().manual_seed(config.seed + self.rank)
@@ -271,9 +277,18 @@ class Trainer:
             "burn_in": config.train_burn_in,
             "thinning": config.train_thinning,
         }
-        if config.chains == "fresh":
+        noise_step = (
+            steps.index(config.num_steps)
+            if config.chains == "fresh-persistent-noise" and config.num_steps in steps
+            else None
+        )
+        if config.chains != "persistent":
             noisy = spins_t.permute(1, 0, 2)  # (B, K, D)
-            initial = chain_start(noisy, graph.num_latents, start_key).reshape(size, -1)
+            initial = chain_start(noisy, graph.num_latents, start_key)
+            if noise_step is not None and self.fantasy.numel():
+                free = graph.num_bits + graph.num_latents
+                initial[:, noise_step, :free] = self.fantasy[0, :, :free]
+            initial = initial.reshape(size, -1)
         else:
             chains = torch.arange(config.fantasy_chains, device=self.device) % size
             noisy = spins_t[:, chains].permute(1, 0, 2)  # (C, K, D)
@@ -304,6 +319,9 @@ class Trainer:
             self.fantasy[torch.tensor(steps) - 1] = final.reshape(
                 initial.shape[0], copies, -1
             ).permute(1, 0, 2)
+        elif noise_step is not None:
+            final = to_torch(negative.final_state, self.device, torch.int8)
+            self.fantasy = final.reshape(size, copies, -1)[None, :, noise_step].clone()
         dtype = self.model.steps[0].weights.dtype
         return tuple(
             to_torch(values, self.device, dtype).reshape(copies, -1)
