@@ -83,3 +83,15 @@ def test_train_larger_than_the_free_memory_is_refused(tmp_path, capsys, monkeypa
     assert "--ignore-memory-check to start anyway" in error
     with pytest.raises(AssertionError, match="the long work started"):  # the check skipped
         cli.main([*argv, "--ignore-memory-check"])
+
+
+def test_prepare_larger_than_the_available_memory_is_refused(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("sklearn")
+    monkeypatch.setattr(cli, "available_memory", lambda device: 64 * 2**20)
+    argv = ["prepare", "--data", "digits", "--out", str(tmp_path / "shards"),
+            "--text-encoder", "random"]  # fmt: skip
+    error = _error(capsys, argv)
+    assert "xut-flow prepare --data digits (1,797 images) needs about" in error
+    assert "this host has 64 MiB available; prepare fewer images" in error
+    with pytest.raises(AssertionError, match="the long work started"):  # the check skipped
+        cli.main([*argv, "--ignore-memory-check"])

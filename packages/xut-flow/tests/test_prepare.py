@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import gzip
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from xut_flow.prepare import class_embeddings, load_images, read_idx
+from tsu_core.testing.matrix import once_per_package
+from xut_flow.prepare import class_embeddings, count_images, load_images, read_idx
 
 
 def _write_idx(path, array: np.ndarray, type_code: int = 0x08) -> None:
@@ -26,10 +30,12 @@ def test_mnist_idx_fixture(tmp_path):
     np.testing.assert_array_equal(read_idx(tmp_path / "t10k-images-idx3-ubyte.gz"), images)
     loaded, loaded_labels, names = load_images(f"mnist:{tmp_path}")
     assert loaded.shape == (5, 32, 32, 1) and loaded.min() >= -1 and loaded.max() <= 1
-    np.testing.assert_allclose(loaded[:, 2:30, 2:30, 0], 2 * images / 255 - 1, rtol=1e-6)
+    # Converted in float32: within a few roundings of 1 ulp at 1 of the exact value.
+    np.testing.assert_allclose(loaded[:, 2:30, 2:30, 0], 2 * images / 255 - 1, rtol=0, atol=3e-7)
     assert (loaded[:, :2] == -1).all()  # padding is background
     np.testing.assert_array_equal(loaded_labels, labels)
     assert names[7] == "a handwritten digit seven"
+    assert count_images(f"mnist:{tmp_path}") == 5
 
 
 def test_image_folder(tmp_path):
@@ -48,12 +54,58 @@ def test_image_folder(tmp_path):
     images, labels, names = load_images(f"folder:{tmp_path}")
     assert names == ["circles", "squares"] and images.shape == (4, 32, 32, 1)
     np.testing.assert_array_equal(labels, [0, 0, 1, 1])
+    assert count_images(f"folder:{tmp_path}") == 4
 
 
 def test_digits_and_random_class_codes():
     pytest.importorskip("sklearn")
     images, labels, names = load_images("digits")
     assert images.shape == (1797, 32, 32, 1) and len(names) == 10 and labels.max() == 9
+    assert count_images("digits") == 1797
     codes = class_embeddings(names, "random", dim=384)
     np.testing.assert_allclose(np.linalg.norm(codes, axis=1), 1.0, rtol=1e-5)
     np.testing.assert_array_equal(codes, class_embeddings(names, "random", dim=384))
+
+
+# Shards of 8,000 random MNIST-sized images in a fresh process: the estimate, and how far the
+# peak resident memory rose above what the process held before.
+_MEASURE = """
+import resource, sys, tempfile
+from pathlib import Path
+import numpy as np
+import jax
+jax.config.update("jax_platforms", "cpu")
+from xut_flow.prepare import build_shards, prepare_memory
+
+count = 8000
+with tempfile.TemporaryDirectory() as folder:
+    folder = Path(folder)
+    images = np.random.default_rng(0).integers(0, 256, (count, 28, 28), dtype=np.uint8)
+    header = bytes([0, 0, 8, 3]) + b"".join(n.to_bytes(4, "big") for n in images.shape)
+    (folder / "t10k-images-idx3-ubyte").write_bytes(header + images.tobytes())
+    labels = bytes([0, 0, 8, 1]) + count.to_bytes(4, "big") + bytes(range(10)) * (count // 10)
+    (folder / "t10k-labels-idx1-ubyte").write_bytes(labels)
+    del images
+    jax.numpy.zeros(1).block_until_ready()
+    before = int(Path("/proc/self/statm").read_text().split()[1]) * 4096
+    build_shards(f"mnist:{folder}", folder / "out", text_encoder="random", autoencoder_steps=1)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(prepare_memory(count), peak - before)
+"""
+
+
+@once_per_package
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; ru_maxrss in KiB")
+def test_the_prepare_memory_estimate_is_within_a_factor_of_a_measured_run():
+    """The peak of a real `build_shards` is at least the estimate and at most twice it plus
+    1.5 GiB (JAX's runtime, compiling the autoencoder, is not part of the estimate)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    estimate, measured = map(int, done.stdout.split()[-2:])
+    assert estimate > 512 * 2**20  # well above the noise of a process's resident size
+    assert estimate <= measured <= 2 * estimate + 1536 * 2**20, (estimate, measured)

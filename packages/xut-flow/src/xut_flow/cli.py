@@ -120,6 +120,8 @@ def check_preconditions(options: argparse.Namespace) -> None:
                         instead="pass --text-encoder random",
                     )
             require_writable(options.out, "--out")
+            if not options.ignore_memory_check:
+                check_prepare_memory(options.data)
         elif options.command in ("train", "sample"):
             from xut_flow.data import check_shard_path
 
@@ -143,6 +145,25 @@ def check_preconditions(options: argparse.Namespace) -> None:
             require_writable(options.out, "--out", directory=False)
     except (FileNotFoundError, ValueError) as error:
         raise Unmet(f"{command} --data: {error}") from None
+
+
+def check_prepare_memory(source: str) -> None:
+    """Refuse, before any image is read, a `prepare` whose estimated peak
+    (`prepare.prepare_memory`) is more than the host has available.
+
+    Raises:
+        Unmet: it does not fit; one line with the estimate, what is available and what to do.
+    """
+    from xut_flow.prepare import count_images, prepare_memory
+
+    count = count_images(source)
+    require_memory(
+        prepare_memory(count),
+        available_memory(None),
+        what=f"xut-flow prepare --data {source} ({count:,} images)",
+        where="this host",
+        fix="prepare fewer images (a folder holding a part of them)",
+    )
 
 
 def check_training_memory(
@@ -373,6 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--autoencoder-steps", type=int, default=2000, help="autoencoder training steps"
     )
     prepare.add_argument("--seed", type=int, default=0, help="seed of the autoencoder")
+    prepare.add_argument(
+        IGNORE_MEMORY_FLAG,
+        action="store_true",
+        help="start even when the estimated memory of the images is more than the host has",
+    )
     _add_placement(prepare, backend=False)
     prepare.add_argument(
         "source", nargs="?", action=DeprecatedSpelling, replacement="--data", store_as="data"

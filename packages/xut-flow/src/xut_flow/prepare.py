@@ -22,6 +22,8 @@ from xut_flow.data import Shard, save_shard
 
 logger = logging.getLogger(__name__)
 
+IMAGE_SIZE = 32  # every source's images are padded or resized to this
+LATENT_CHANNELS = 4
 DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
@@ -49,7 +51,7 @@ def load_images(source: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
         return _to_unit(images), digits.target.astype(np.int64), _digit_captions()
     if source.startswith("mnist:"):
         image_file, label_file = _mnist_files(Path(source.split(":", 1)[1]))
-        images = np.pad(read_idx(image_file) / 255.0, ((0, 0), (2, 2), (2, 2)))
+        images = np.pad(read_idx(image_file).astype(np.float32) / 255, ((0, 0), (2, 2), (2, 2)))
         return _to_unit(images), read_idx(label_file).astype(np.int64), _digit_captions()
     if source.startswith("folder:"):
         import matplotlib.image
@@ -61,7 +63,7 @@ def load_images(source: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
             for path in sorted((directory / name).iterdir()):
                 image = np.asarray(matplotlib.image.imread(path), np.float32)
                 image = image.mean(-1) if image.ndim == 3 else image
-                images.append(_resize(image / max(float(image.max()), 1e-8), 32))
+                images.append(_resize(image / max(float(image.max()), 1e-8), IMAGE_SIZE))
                 labels.append(label)
         return _to_unit(np.stack(images)), np.array(labels), names
     raise ValueError(f"source: expected 'digits', 'mnist:DIR' or 'folder:DIR', got {source!r}")
@@ -122,7 +124,48 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def _to_unit(images: np.ndarray) -> np.ndarray:
-    return (2.0 * images - 1.0).astype(np.float32)[..., None]
+    images = images.astype(np.float32)  # a copy: the caller's array is left alone
+    images *= 2
+    images -= 1
+    return images[..., None]
+
+
+def count_images(source: str) -> int:
+    """How many images `source` holds, read without decoding them: sklearn's digits count, an
+    idx file's header, or the files in a folder's class sub-folders."""
+    if source == "digits":
+        from sklearn.datasets import load_digits
+
+        return len(load_digits().target)
+    if source.startswith("mnist:"):
+        image_file, _ = _mnist_files(Path(source.split(":", 1)[1]))
+        opener = gzip.open if str(image_file).endswith(".gz") else open
+        with opener(image_file, "rb") as handle:
+            header = handle.read(8)
+        return int.from_bytes(header[4:8], "big")
+    directory = Path(source.split(":", 1)[1])
+    return sum(
+        sum(1 for path in (directory / name).iterdir() if path.is_file())
+        for name in _class_folders(directory)
+    )
+
+
+def prepare_memory(num_images: int, text_dim: int = 384, shard_size: int = 4096) -> int:
+    r"""Bytes of host memory `build_shards` holds at its peak for N = `num_images` images of
+    P = 32 x 32 pixels, estimated from the sizes alone:
+
+    $$ 16 P N + 4 \cdot 2048 \cdot 49 P + 4 S d $$
+
+    the images in float32 up to three times while they are converted (read, padded, scaled)
+    and the latents of every image (4 channels at half resolution in float32, 4P bytes); the
+    encoder's activations for the 2,048 images that set the latent scale (32 channels at full
+    and 64 at half resolution, the 4 latent channels), the largest single JAX computation of
+    the run; and one shard's S text embeddings of d floats. JAX's own runtime (compiled
+    programs, thread pools) is not in it.
+    """
+    pixels = IMAGE_SIZE**2
+    activations = 4 * 2048 * (32 * pixels + 64 * pixels // 4 + LATENT_CHANNELS * pixels // 4)
+    return 16 * pixels * num_images + activations + 4 * shard_size * text_dim
 
 
 def class_embeddings(names: list[str], encoder: str = "minilm", dim: int = 384) -> np.ndarray:
