@@ -1,10 +1,6 @@
 """Training follows the exact log-likelihood gradient, a tiny model learns its two patterns, and
 the memory estimate holds against a measured run."""
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -16,6 +12,7 @@ from bitflip_dtm.sample import sample
 from bitflip_dtm.train import Trainer, learning_rate, training_memory
 from tsu_core.exact import all_states
 from tsu_core.testing.matrix import once_per_package
+from tsu_core.testing.memory import ON_LINUX, check_estimate, measure_peak
 from tsu_core.testing.stats import mean_tolerance
 
 
@@ -145,45 +142,29 @@ def test_learning_rate_decays_along_a_cosine_to_its_floor():
     assert learning_rate(constant, 77) == pytest.approx(0.2)
 
 
-# Two iterations in a fresh process on the jax-sim backend: the estimate, and how far the peak
-# resident memory rose above what the process held before the data was made.
-_MEASURE = """
-import resource
-from pathlib import Path
+@once_per_package
+@pytest.mark.skipif(not ON_LINUX, reason="reads /proc; ru_maxrss in KiB")
+def test_the_memory_estimate_is_within_a_factor_of_a_measured_run():
+    """Two iterations' peak is at least the estimate and at most twice it plus 1.5 GiB: JAX's
+    own cost (compiling the sweeps, its thread pools) is not part of the estimate, and is about
+    1.4 GiB on a CPU for a graph of a few hundred nodes."""
+    pytest.importorskip("tsu_jax_sim")
+    setup = """
 import torch
 import tsu_core
 from bitflip_dtm.config import preset
 from bitflip_dtm.train import Trainer, training_memory
-
 torch.set_num_threads(1)
 config = preset("rgb64", image_size=32, dataset="two-patterns")
-before = int(Path("/proc/self/statm").read_text().split()[1]) * 4096
+"""
+    work = """
 images = torch.rand(4000, 3, 32, 32)
 trainer = Trainer(config, images, backend=tsu_core.get_backend("jax-sim"))
 for _ in range(2):
     trainer.train_step()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(training_memory(config, len(images), trainer.model.graph), peak - before)
 """
-
-
-@once_per_package
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; ru_maxrss in KiB")
-def test_the_memory_estimate_is_within_a_factor_of_a_measured_run():
-    """A real run's peak is at least the estimate and at most twice it plus 1.5 GiB: JAX's own
-    cost (compiling the sweeps, its thread pools) is not part of the estimate, and is about
-    1.4 GiB on a CPU for a graph of a few hundred nodes."""
-    pytest.importorskip("tsu_jax_sim")
-    done = subprocess.run(
-        [sys.executable, "-c", _MEASURE],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    estimate, measured = map(int, done.stdout.split()[-2:])
-    assert estimate > 512 * 2**20  # well above the noise of a process's resident size
-    assert estimate <= measured <= 2 * estimate + 1536 * 2**20, (estimate, measured)
+    estimate = "training_memory(config, len(images), trainer.model.graph)"
+    check_estimate(*measure_peak(setup, work, estimate), factor=2, slack=1536 * 2**20)
 
 
 def test_the_memory_estimate_grows_with_the_images_and_the_chains():

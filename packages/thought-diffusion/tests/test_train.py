@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 from dataclasses import replace
 
 import pytest
@@ -21,6 +18,7 @@ from thought_diffusion.model import ThoughtDiffusionLM
 from thought_diffusion.thoughts import ThoughtStack
 from thought_diffusion.tokenizer import ByteTokenizer
 from thought_diffusion.train import evaluate, recall_accuracy, train_model
+from tsu_core.testing.memory import ON_LINUX, check_estimate, measure_peak
 
 
 def _setup(tiny_config, **overrides):
@@ -207,11 +205,13 @@ def test_a_thought_written_alone_ignores_the_stack(tiny_config):
         assert torch.equal(alone, after) == (not write_with_memory)
 
 
-# A training step in a fresh process: its estimate, and how far the peak resident memory rose
-# above what the process held before training.
-_MEASURE = """
-import resource, tempfile
-from pathlib import Path
+@pytest.mark.skipif(not ON_LINUX, reason="reads /proc; ru_maxrss in KiB")
+def test_the_memory_estimate_is_within_a_factor_of_a_measured_step(tmp_path):
+    """A real step's peak is at least the estimate and at most three times it plus 256 MiB: the
+    process's own cost of a first step (thread pools, kernels' workspaces, the allocator's
+    slack) is not part of the estimate, and varies with the machine's load (peaks of 450 MiB to
+    816 MiB measured against an estimate of 336 MiB on a 2-core machine)."""
+    setup = """
 import torch
 from thought_diffusion.config import TrainConfig, preset
 from thought_diffusion.data import TokenData, generated_text
@@ -224,30 +224,13 @@ train = TrainConfig(batch_size=48, num_turns=2, turn_length=64, steps=1, warmup_
 tokenizer = ByteTokenizer()
 data = TokenData(tokenizer.encode(generated_text(2000)))
 torch.set_num_threads(1)
-before = int(Path("/proc/self/statm").read_text().split()[1]) * 4096
-with tempfile.TemporaryDirectory() as out:
-    train_model(config, train, data, out, tokenizer.to_json(), device="cpu", progress=False)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(training_memory(config, train, half_precision=False), peak - before)
 """
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; ru_maxrss in KiB")
-def test_the_memory_estimate_is_within_a_factor_of_a_measured_step():
-    """A real step's peak is at least the estimate and at most three times it plus 256 MiB: the
-    process's own cost of a first step (thread pools, kernels' workspaces, the allocator's
-    slack) is not part of the estimate, and varies with the machine's load (peaks of 450 MiB to
-    816 MiB measured against an estimate of 336 MiB on a 2-core machine)."""
-    done = subprocess.run(
-        [sys.executable, "-c", _MEASURE],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "TSU_BACKEND": "reference"},  # no backend loading JAX midway
-    )
-    estimate, measured = map(int, done.stdout.split()[-2:])
-    assert estimate > 256 * 2**20  # well above the noise of a process's resident size
-    assert estimate <= measured <= 3 * estimate + 256 * 2**20, (estimate, measured)
+    work = f"""train_model(config, train, data, {str(tmp_path)!r}, tokenizer.to_json(), device="cpu",
+            progress=False)"""
+    estimate = "training_memory(config, train, half_precision=False)"
+    # The reference backend: no backend loading JAX midway.
+    measured = measure_peak(setup, work, estimate, {"TSU_BACKEND": "reference"})
+    check_estimate(*measured, factor=3, slack=256 * 2**20, least=256 * 2**20)
 
 
 def test_the_memory_estimate_grows_with_the_batch_and_shrinks_with_checkpointing(tiny_config):

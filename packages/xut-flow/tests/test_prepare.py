@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import gzip
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from tsu_core.testing.matrix import once_per_package
+from tsu_core.testing.memory import ON_LINUX, check_estimate, measure_peak
 from xut_flow.prepare import class_embeddings, count_images, load_images, read_idx
 
 
@@ -67,45 +65,23 @@ def test_digits_and_random_class_codes():
     np.testing.assert_array_equal(codes, class_embeddings(names, "random", dim=384))
 
 
-# Shards of 8,000 random MNIST-sized images in a fresh process: the estimate, and how far the
-# peak resident memory rose above what the process held before.
-_MEASURE = """
-import resource, sys, tempfile
-from pathlib import Path
-import numpy as np
+@once_per_package
+@pytest.mark.skipif(not ON_LINUX, reason="reads /proc; ru_maxrss in KiB")
+def test_the_prepare_memory_estimate_is_within_a_factor_of_a_measured_run(tmp_path):
+    """Shards of 8,000 random MNIST-sized images: the peak of `build_shards` is at least the
+    estimate and at most twice it plus 1.5 GiB (JAX's runtime, compiling the autoencoder, is
+    not part of the estimate)."""
+    count = 8000
+    images = np.random.default_rng(0).integers(0, 256, (count, 28, 28))
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", images)
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.arange(count) % 10)
+    setup = """
 import jax
 jax.config.update("jax_platforms", "cpu")
 from xut_flow.prepare import build_shards, prepare_memory
-
-count = 8000
-with tempfile.TemporaryDirectory() as folder:
-    folder = Path(folder)
-    images = np.random.default_rng(0).integers(0, 256, (count, 28, 28), dtype=np.uint8)
-    header = bytes([0, 0, 8, 3]) + b"".join(n.to_bytes(4, "big") for n in images.shape)
-    (folder / "t10k-images-idx3-ubyte").write_bytes(header + images.tobytes())
-    labels = bytes([0, 0, 8, 1]) + count.to_bytes(4, "big") + bytes(range(10)) * (count // 10)
-    (folder / "t10k-labels-idx1-ubyte").write_bytes(labels)
-    del images
-    jax.numpy.zeros(1).block_until_ready()
-    before = int(Path("/proc/self/statm").read_text().split()[1]) * 4096
-    build_shards(f"mnist:{folder}", folder / "out", text_encoder="random", autoencoder_steps=1)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(prepare_memory(count), peak - before)
+jax.numpy.zeros(1).block_until_ready()
 """
-
-
-@once_per_package
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; ru_maxrss in KiB")
-def test_the_prepare_memory_estimate_is_within_a_factor_of_a_measured_run():
-    """The peak of a real `build_shards` is at least the estimate and at most twice it plus
-    1.5 GiB (JAX's runtime, compiling the autoencoder, is not part of the estimate)."""
-    done = subprocess.run(
-        [sys.executable, "-c", _MEASURE],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    estimate, measured = map(int, done.stdout.split()[-2:])
-    assert estimate > 512 * 2**20  # well above the noise of a process's resident size
-    assert estimate <= measured <= 2 * estimate + 1536 * 2**20, (estimate, measured)
+    work = f"""build_shards("mnist:{tmp_path}", {str(tmp_path / "out")!r}, text_encoder="random",
+             autoencoder_steps=1)"""
+    estimate = f"prepare_memory({count})"
+    check_estimate(*measure_peak(setup, work, estimate), factor=2, slack=1536 * 2**20)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from tsu_core.testing.matrix import once_per_package
+from tsu_core.testing.memory import ON_LINUX, check_estimate, measure_peak
 from xut_flow.config import TrainConfig, preset
 from xut_flow.train import learning_rate_schedule
 
@@ -121,10 +122,14 @@ def test_learning_rate_is_mup_scaled_warmup_then_cosine():
     assert float(schedule(110)) == pytest.approx(0.0, abs=1e-12)
 
 
-# Two steps in a fresh process: the estimate, and how far the peak resident memory rose above
-# what the process held with its data loaded.
-_MEASURE = """
-import resource, tempfile
+@once_per_package
+@pytest.mark.skipif(not ON_LINUX, reason="reads /proc; ru_maxrss in KiB")
+def test_the_memory_estimate_is_within_a_factor_of_a_measured_step(tmp_path):
+    """Two steps' peak, over what the process held with its data loaded, is at least the
+    estimate and at most 1.5 times it plus 1 GiB: JAX's own cost (compiling the step, its
+    thread pools, Orbax) is not part of the estimate, and was about 0.8 GiB for the tiny preset
+    on a 2-core CPU."""
+    setup = f"""
 from pathlib import Path
 import jax
 jax.config.update("jax_platforms", "cpu")
@@ -135,29 +140,14 @@ from xut_flow.train import train, training_memory
 model = preset("tiny", model_dim=256, mlp_dim=512, num_heads=4, head_dim=64)
 config = TrainConfig(batch_size=96, total_steps=2, warmup_steps=1, log_every=1,
                      checkpoint_every=1000, epoch_checkpoint_every=0, noise_source="jax")
-with tempfile.TemporaryDirectory() as out:
-    save_shard(synthetic_shard(192, (4, 16, 16), model.text_dim, seed=1), Path(out) / "s.npz")
-    data = ShardDataset([Path(out) / "s.npz"], seed=0)
-    jax.numpy.zeros(1).block_until_ready()
-    before = int(Path("/proc/self/statm").read_text().split()[1]) * 4096
-    train(model, config, data, Path(out) / "run", progress=False)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(training_memory(model, config, (4, 16, 16)), peak - before)
+out = Path({str(tmp_path)!r})
+save_shard(synthetic_shard(192, (4, 16, 16), model.text_dim, seed=1), out / "s.npz")
+data = ShardDataset([out / "s.npz"], seed=0)
+jax.numpy.zeros(1).block_until_ready()
 """
-
-
-@once_per_package
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; ru_maxrss in KiB")
-def test_the_memory_estimate_is_within_a_factor_of_a_measured_step():
-    """A real step's peak is at least the estimate and at most 1.5 times it plus 1 GiB: JAX's
-    own cost (compiling the step, its thread pools, Orbax) is not part of the estimate, and
-    was about 0.8 GiB for the tiny preset on a 2-core CPU."""
-    done = subprocess.run(
-        [sys.executable, "-c", _MEASURE], capture_output=True, text=True, check=True
-    )
-    estimate, measured = map(int, done.stdout.split()[-2:])
-    assert estimate > 512 * 2**20  # well above the noise of a process's resident size
-    assert estimate <= measured <= 1.5 * estimate + 2**30, (estimate, measured)
+    work = 'train(model, config, data, out / "run", progress=False)'
+    estimate = "training_memory(model, config, (4, 16, 16))"
+    check_estimate(*measure_peak(setup, work, estimate), factor=1.5, slack=2**30)
 
 
 def test_the_memory_estimate_follows_the_batch_the_routing_and_the_kernel():

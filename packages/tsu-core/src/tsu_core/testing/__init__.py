@@ -5,7 +5,8 @@ tsu_core.testing --backend NAME` runs them on an installed backend. Needs pytest
 (`pip install tsu-core[testing]`). `readme_examples` and `run_readme_example` read and run the
 Python examples of a package's README; `readme_test` is the test each package runs them with;
 `readme_commands`, `run_readme_command` and `readme_commands_test` do the same for its command
-blocks. `matrix.once_per_package` marks a test that runs in one of a package's backend sessions.
+blocks. `matrix.once_per_package` marks a test that runs in one of a package's backend sessions;
+`memory.measure_peak` and `memory.check_estimate` hold a memory estimate against a run.
 """
 
 from tsu_core.testing.bad_input import BAD_INPUT_CASES, BadInputCase, check_bad_input
