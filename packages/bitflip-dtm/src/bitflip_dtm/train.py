@@ -84,10 +84,10 @@ def training_memory(config: Config, num_images: int, graph: ReverseGraph | None 
     one chunk of c = `data.CONVERSION_CHUNK` images being converted; T steps of $E_\ell$
     learned weights, D visible and H latent biases in float32 with their gradients and AdamW's
     two moments; the persistent chains, F per step of N = 2D + H int8 spins (none for `fresh`
-    chains, B of the last step for `fresh-persistent-noise`); the graph as a backend holds it, K = `steps_per_iteration` stacked copies and the
-    single one, each node's neighbours padded to the largest degree $\Delta$, as jax-sim's
-    neighbour lists are (a neighbour and an edge index, a weight and a spin per slot: 16
-    bytes); and what the tsu-core protocol bounds a call of B (positive phase) and F chains
+    chains, B of the last step for `fresh-persistent-noise`); the graph as a backend holds it,
+    K = `steps_per_iteration` stacked copies and the single one, each node's neighbours padded
+    to the largest degree $\Delta$, as jax-sim's neighbour lists are (a neighbour and an edge
+    index, a weight and a spin per slot: 16 bytes); and what the tsu-core protocol bounds a call of B (positive phase) and F chains
     (negative phase) on the K copies to, $R(\cdot)$ = `tsu_core.request.estimate_bytes`.
     The JAX or torch runtime's own memory (compiled programs, thread pools) is not in it.
 
@@ -107,8 +107,8 @@ def training_memory(config: Config, num_images: int, graph: ReverseGraph | None 
     conversion = min(num_images, CONVERSION_CHUNK) * pixels * (20 + 9 * config.bits_per_channel)
     parameters = config.num_steps * (graph.num_learned_edges + graph.num_bits + graph.num_latents)
     negative = config.fantasy_chains if config.chains == "persistent" else config.batch_size
-    persistent = {"persistent": config.num_steps * negative, "fresh-persistent-noise": negative}
-    persistent = persistent.get(config.chains, 0) * nodes
+    kept = {"persistent": config.num_steps * negative, "fresh-persistent-noise": negative}
+    persistent = kept.get(config.chains, 0) * nodes
     copies = min(config.steps_per_iteration, config.num_steps)
     sweeps = config.train_burn_in + config.train_samples * config.train_thinning
 
