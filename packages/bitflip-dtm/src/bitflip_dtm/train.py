@@ -87,8 +87,9 @@ def training_memory(config: Config, num_images: int, graph: ReverseGraph | None 
     chains, B of the last step for `fresh-persistent-noise`); the graph as a backend holds it,
     K = `steps_per_iteration` stacked copies and the single one, each node's neighbours padded
     to the largest degree $\Delta$, as jax-sim's neighbour lists are (a neighbour and an edge
-    index, a weight and a spin per slot: 16 bytes); and what the tsu-core protocol bounds a call of B (positive phase) and F chains
-    (negative phase) on the K copies to, $R(\cdot)$ = `tsu_core.request.estimate_bytes`.
+    index, a weight and a spin per slot: 16 bytes); and what the tsu-core protocol bounds a
+    call of B (positive phase) and F chains (negative phase) on the K copies to,
+    $R(\cdot)$ = `tsu_core.request.estimate_bytes`.
     The JAX or torch runtime's own memory (compiled programs, thread pools) is not in it.
 
     Arguments:
