@@ -123,6 +123,15 @@ def _has_test_extra(package: str) -> bool:
     return "test" in _pyproject(package)["project"].get("optional-dependencies", {})
 
 
+def _editable_targets(packages: list[str]) -> list[str]:
+    """pip arguments installing each package editable, with its test extra where it has one."""
+    targets = []
+    for package in packages:
+        extra = "[test]" if _has_test_extra(package) else ""
+        targets += ["-e", f"{PACKAGES_DIR / package}{extra}"]
+    return targets
+
+
 TEST_MATRIX = [
     (package, backend)
     for package in _packages()
@@ -162,16 +171,17 @@ def _shared_env(
         session.run(*pip, "--upgrade", "pip", external=True)
         if any(_needs_torch(package) for package in packages):
             session.run(*pip, TORCH_PIN, external=True)
-        targets = []
-        for package in packages:
-            extra = "[test]" if _has_test_extra(package) else ""
-            targets += ["-e", f"{PACKAGES_DIR / package}{extra}"]
-        session.run(*pip, *targets, external=True)
+        session.run(*pip, *_editable_targets(packages), external=True)
         for requirement in requirements:
             session.run(*pip, "-r", str(requirement), external=True)
         _link_identical_files(env)
         stamp.write_text("\n".join(packages))
     return env
+
+
+def _first_backend(package: str) -> str:
+    """The backend `package`'s tests run against first: the first it declares."""
+    return next(backend for tested, backend in TEST_MATRIX if tested == package)
 
 
 def _test_packages(package: str, backend: str) -> list[str]:
@@ -191,9 +201,6 @@ def _test_packages(package: str, backend: str) -> list[str]:
 def tests(session: nox.Session, package: str, backend: str) -> None:
     """A package's tests against one backend (chosen through TSU_BACKEND)."""
     env = _shared_env(session, _test_packages(package, backend))
-    # README command blocks and other backend-independent tests marked
-    # `tsu_core.testing.matrix.once_per_package` run once per package, with its first backend.
-    first = backend == next(b for p, b in TEST_MATRIX if p == package)
     # Tests of helpers that convert between frameworks need torch and JAX together, which
     # tsu-core's own environments must not have: they run where tsu-torch meets jax-sim.
     together = CROSS_FRAMEWORK_TESTS if (package, backend) == ("tsu-torch", "jax-sim") else []
@@ -205,13 +212,21 @@ def tests(session: nox.Session, package: str, backend: str) -> None:
         *(str(ROOT / path) for path in together),
         *session.posargs,
         external=True,
-        env={
-            "TSU_BACKEND": backend,
-            "PYTHONHASHSEED": "0",
-            "TSU_FIRST_BACKEND": str(int(first)),
-            **JAX_CACHE,
-        },
+        env=_test_env(package, backend),
     )
+
+
+def _test_env(package: str, backend: str) -> dict[str, str]:
+    """The environment variables of `package`'s tests against `backend`."""
+    # README command blocks and other backend-independent tests marked
+    # `tsu_core.testing.matrix.once_per_package` run once per package, with its first backend.
+    first = backend == _first_backend(package)
+    return {
+        "TSU_BACKEND": backend,
+        "PYTHONHASHSEED": "0",
+        "TSU_FIRST_BACKEND": str(int(first)),
+        **JAX_CACHE,
+    }
 
 
 # JAX's persistent compilation cache, shared by every test session and the processes tests
@@ -295,17 +310,14 @@ def _wheel(session: nox.Session, package: str) -> str:
     if built:
         return str(built[-1])
     out = Path(session.create_tmp()) / "wheels" / package
-    session.run(
-        "python",
-        "-m",
-        "pip",
-        "wheel",
-        "--no-deps",
-        "-q",
-        "-w",
-        str(out),
-        str(PACKAGES_DIR / package),
-    )
+    return _build_wheel(session, PACKAGES_DIR / package, out)
+
+
+def _build_wheel(session: nox.Session, source: Path, out: Path) -> str:
+    """The path of the wheel built from the package folder `source` into `out`, emptied first
+    so that a wheel left by an earlier run cannot stand in for it."""
+    shutil.rmtree(out, ignore_errors=True)
+    session.run("python", "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(source))
     return str(next(out.glob("*.whl")))
 
 
@@ -419,7 +431,7 @@ FIRST_EXAMPLES = {
 def examples(session: nox.Session, package: str) -> None:
     """A package's first example in its quick form, in the environment of the package's tests
     against its first backend (so CI installs nothing more). Data comes from ../shared/data."""
-    backend = next(name for tested, name in TEST_MATRIX if tested == package)
+    backend = _first_backend(package)
     env = _shared_env(session, _test_packages(package, backend))
     script = ROOT / "examples" / FIRST_EXAMPLES[package]
     session.run(
