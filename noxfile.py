@@ -5,6 +5,8 @@
                         changelogs checked against the release tags (.ci/release.py)
     nox -s isolation    each package's built wheel alone in a fresh environment, without the
                         others' frameworks
+    nox -s oldest_core  each dependent's tests against the oldest tsu-core release its range
+                        allows, built from that release's tag
     nox -s lint         ruff
     nox -s demo         the main demo
     nox -s playground   the Ising playground's tests (headless Chromium)
@@ -33,13 +35,18 @@ from __future__ import annotations
 
 import filecmp
 import hashlib
+import importlib.util
 import os
 import shutil
+import subprocess
 import sys
+import tarfile
 import tomllib
 from pathlib import Path
 
 import nox
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).parent
 PACKAGES_DIR = ROOT / "packages"
@@ -54,6 +61,9 @@ nox.options.sessions = [
     "results",
     "build",
     "tests",
+    # Skips in seconds while no tsu-core release differs from the tree; once one does, a
+    # dependent that came to rely on newer tsu-core code should fail the change that did it.
+    "oldest_core",
     "isolation",
     "playground",
     "docs",
@@ -301,6 +311,85 @@ def isolation(session: nox.Session, package: str) -> None:
         f"print('{package}: imported', {module}.__name__, '| absent:', {forbidden!r})\n"
         "sys.exit(f'pulled in: {bad}' if bad else 0)",
     )
+
+
+def _core_requirement(package: str) -> Requirement | None:
+    """`package`'s requirement on tsu-core, or None where it has none."""
+    for line in _pyproject(package)["project"].get("dependencies", []):
+        requirement = Requirement(line)
+        if canonicalize_name(requirement.name) == "tsu-core":
+            return requirement
+    return None
+
+
+def _oldest_release():
+    """.ci/oldest_release.py's function; .ci is a folder of scripts, not a package."""
+    spec = importlib.util.spec_from_file_location(
+        "oldest_release", ROOT / ".ci" / "oldest_release.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.oldest_release
+
+
+@nox.session
+@nox.parametrize("package", [name for name in _packages() if _core_requirement(name)])
+def oldest_core(session: nox.Session, package: str) -> None:
+    """A dependent's tests with the oldest tsu-core release its range allows.
+
+    The wheel built from that release's tag replaces the tree's tsu-core, and the dependent's
+    tests run against its first backend, so a dependent that uses something newer than its lower
+    bound fails here. Skips while no release satisfies the range, or while the release's
+    tsu-core is the tree's: `nox -s tests` covers both."""
+    specifier = _core_requirement(package).specifier
+    tags = session.run("git", "tag", "--list", "tsu-core-v*", silent=True, external=True).split()
+    tag = _oldest_release()("tsu-core", specifier, tags)
+    if tag is None:
+        session.skip(f"no tsu-core release satisfies {specifier}: the oldest allowed is the tree's")
+    same = subprocess.run(["git", "diff", "--quiet", tag, "--", "packages/tsu-core"], cwd=ROOT)
+    if same.returncode == 0:
+        session.skip(f"packages/tsu-core at {tag} is the tree's: `nox -s tests` covers it")
+    wheel = _release_wheel(session, tag)
+    backend = _first_backend(package)
+    packages = list(dict.fromkeys(_test_packages(package, backend)))
+    if any(_needs_torch(name) for name in packages):
+        session.install(TORCH_PIN)
+    # The tree's tsu-core comes in with the dependent, as pip cannot find tsu-core on an index;
+    # the release's wheel then replaces its code and metadata.
+    session.install(*_editable_targets(packages))
+    session.install("--force-reinstall", "--no-deps", wheel)
+    _link_identical_files(Path(session.virtualenv.location))
+    session.run("python", "-m", "pip", "check")
+    version = tag.removeprefix("tsu-core-v")
+    session.run(
+        "python",
+        "-c",
+        "import importlib.metadata, sys, tsu_core\n"
+        "installed = importlib.metadata.version('tsu-core')\n"
+        "print('tsu-core', installed, 'from', tsu_core.__file__)\n"
+        f"tree = tsu_core.__file__.startswith({str(PACKAGES_DIR)!r})\n"
+        f"sys.exit('not the release of {tag}' if tree or installed != {version!r} else 0)",
+    )
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        str(PACKAGES_DIR / package / "tests"),
+        *session.posargs,
+        env=_test_env(package, backend),
+    )
+
+
+def _release_wheel(session: nox.Session, tag: str) -> str:
+    """The path of tsu-core's wheel built from its folder at `tag`, exported with git archive."""
+    tmp = Path(session.create_tmp())
+    source = tmp / "source"
+    shutil.rmtree(source, ignore_errors=True)
+    archive = tmp / "tsu-core.tar"
+    session.run("git", "archive", "-o", str(archive), tag, "packages/tsu-core", external=True)
+    with tarfile.open(archive) as files:
+        files.extractall(source, filter="data")
+    return _build_wheel(session, source / "packages" / "tsu-core", tmp / "wheels")
 
 
 def _wheel(session: nox.Session, package: str) -> str:
