@@ -68,7 +68,9 @@ class Config:
             as sampling starts: x_{t-1} at x_t, latents at random) or "fresh-persistent-noise"
             (fresh, except for the step from pure noise, t = T, whose one chain per example
             continues across iterations: that step's target is an unconditional model of
-            $x_{T-1}$, whose modes short chains from a fresh start rarely cross between).
+            $x_{T-1}$, whose modes short chains from a fresh start rarely cross between; with
+            the `paper` preset it drew the classes less evenly than "fresh": docs/bitflip-dtm.md,
+            experiment 10).
         fantasy_chains: ("persistent") chains per step.
         train_burn_in: sweeps before the first recorded state, in both phases.
         train_samples: states recorded per chain and phase.
