@@ -27,6 +27,7 @@ from bitflip_dtm.config import Config, ConfigError, preset
         ({"graph": "torus", "grid_degree": 10}, "grid_degree"),
         ({"label_copies": 2}, "label_copies"),  # labels need the torus
         ({"chains": "eternal"}, "chains"),
+        ({"noise_step_backend": None}, "noise_step_backend"),
         ({"learning_rate_floor": 0.0}, "learning_rate_floor"),
         ({"correlation_penalty": -1.0}, "correlation_penalty"),
         ({"generation_beta_start": 0.0}, "generation_beta_start"),

@@ -1,6 +1,8 @@
 """Training follows the exact log-likelihood gradient, a tiny model learns its two patterns, and
 the memory estimate holds against a measured run."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -58,13 +60,18 @@ def _exact_log_likelihood_gradient(model, t, spins_previous, spins_t):
     return torch.autograd.grad(total / len(spins_previous), parameters)
 
 
-@pytest.mark.parametrize("chains", ["fresh", "persistent", "fresh-persistent-noise"])
-def test_update_is_the_exact_log_likelihood_gradient(chains):
+@pytest.mark.parametrize(
+    "chains,noise_step_backend",
+    [("fresh", ""), ("persistent", ""), ("fresh-persistent-noise", ""), ("fresh", "reference")],
+)
+def test_update_is_the_exact_log_likelihood_gradient(chains, noise_step_backend):
     """With exact draws (the reference backend), minus the trainer's gradient matches the exact
-    gradient of the conditional log-likelihood of every step, within a Bernstein bound."""
+    gradient of the conditional log-likelihood of every step, within a Bernstein bound; also
+    when the step from noise's negative phase runs on a program of its own."""
     draws = 20000
     config = preset("tiny", num_steps=3, batch_size=4, fantasy_chains=4, chains=chains,
-                    train_samples=draws, steps_per_iteration=3)  # fmt: skip
+                    train_samples=draws, steps_per_iteration=3,
+                    noise_step_backend=noise_step_backend)  # fmt: skip
     images, _ = load_dataset(config)
     trainer = Trainer(config, images, backend=tsu_core.get_backend("reference"))
     generator = torch.Generator().manual_seed(0)
@@ -130,6 +137,68 @@ def test_only_the_step_from_noise_keeps_its_negative_chains(backend, tiny_traini
         assert np.array_equal(start[:, : graph.num_bits], start[:, free:])
     assert torch.equal(trainer.fantasy[0].cpu(), torch.from_numpy(
         second_final.reshape(size, config.num_steps, nodes)[:, last]).to(torch.int8))  # fmt: skip
+
+
+class _Raised:
+    """A program whose `moments` are another's plus one, keeping each call's arguments: a
+    mark that shows where its moments went."""
+
+    def __init__(self, program):
+        self.program, self.calls = program, []
+
+    def moments(self, parameters, **arguments):
+        self.calls.append((parameters, arguments))
+        result = self.program.moments(parameters, **arguments)
+        raised = {name: np.asarray(getattr(result, name)) + 1 for name in ("nodes", "edges")}
+        return dataclasses.replace(result, **raised)
+
+
+def test_the_step_from_noise_takes_its_negative_moments_from_its_own_backend(
+    backend, tiny_training
+):
+    """With `noise_step_backend`, step T's negative moments are those of its own program (called
+    with step T's parameters, x_T clamped, one chain per example), every other step's those of
+    the stacked call: raising that program's moments by one moves step T's gradient by exactly
+    one and leaves the others'."""
+    config = tiny_training.replace(chains="fresh", noise_step_backend="reference")
+    images, _ = load_dataset(config)
+    trainer = Trainer(config, images, backend=backend)
+    steps = list(range(1, config.num_steps + 1))
+    generator = torch.Generator().manual_seed(0)
+    pairs = trainer.model.forward_process.pairs(trainer.data[: config.batch_size], steps, generator)
+
+    def gradients():
+        trainer.optimizer.zero_grad(set_to_none=True)
+        trainer.estimate_gradient(steps, *pairs, tsu_core.Key(5))
+        return [[p.grad.clone() for p in step.parameters()] for step in trainer.model.steps]
+
+    plain = gradients()
+    trainer.noise_program = raised = _Raised(trainer.noise_program)
+    moved = gradients()
+    ((parameters, arguments),) = raised.calls
+    expected = trainer.model.parameters_for(config.num_steps)
+    np.testing.assert_array_equal(np.asarray(parameters.weights), np.asarray(expected.weights))
+    np.testing.assert_array_equal(arguments["clamp"].nodes, trainer.model.graph.noisy)
+    assert arguments["num_chains"] == config.batch_size
+    for t, (before, after) in enumerate(zip(plain, moved, strict=True), start=1):
+        for old, new in zip(before, after, strict=True):
+            shift = torch.ones_like(old) if t == config.num_steps else torch.zeros_like(old)
+            torch.testing.assert_close(new - old, shift)
+
+
+@once_per_package
+def test_tempering_for_the_step_from_noise_learns_the_patterns(backend, tiny_training):
+    """Step T's negative phase by parallel tempering (`jax-sim-tempering`) still learns the two
+    patterns: the backend takes the trainer's clamps and initial states."""
+    pytest.importorskip("tsu_jax_sim")
+    config = tiny_training.replace(noise_step_backend="jax-sim-tempering")
+    images, _ = load_dataset(config)
+    trainer = Trainer(config, images, backend=backend)
+    trainer.train(iterations=20)
+    bits = spins_to_bits(sample(trainer.model, trainer.program, 200, key=3).spins)
+    patterns = images_to_bits(images[:2], config)
+    hits = sum(int((bits == pattern).all(1).sum()) for pattern in patterns)
+    assert hits >= 120, hits  # uniform bits: under one sample in 200
 
 
 def test_learning_rate_decays_along_a_cosine_to_its_floor():

@@ -72,6 +72,11 @@ class Config:
             the `paper` preset it drew the classes less evenly than "fresh": docs/bitflip-dtm.md,
             experiment 10).
         fantasy_chains: ("persistent") chains per step.
+        noise_step_backend: the registered backend (`tsu_core.get_backend`) that runs the
+            negative phase of the step from pure noise, t = T, in place of the trainer's;
+            "jax-sim-tempering" runs it by parallel tempering (replicas at lower beta exchange
+            states with the chains at beta 1), so its chains can cross between the modes of
+            different digits within one iteration. Empty: the trainer's backend.
         train_burn_in: sweeps before the first recorded state, in both phases.
         train_samples: states recorded per chain and phase.
         train_thinning: sweeps between recorded states.
@@ -122,6 +127,7 @@ class Config:
     batch_size: int = BATCH_SIZE
     chains: str = "persistent"
     fantasy_chains: int = FANTASY_CHAINS
+    noise_step_backend: str = ""
     train_burn_in: int = 0
     train_samples: int = PCD_K
     train_thinning: int = 1
@@ -222,6 +228,11 @@ class Config:
             self._validate_torus()
         if self.chains not in CHAINS:
             raise ConfigError(f"chains: expected one of {CHAINS}, got {self.chains!r}")
+        if not isinstance(self.noise_step_backend, str):
+            raise ConfigError(
+                f"noise_step_backend: expected a backend name or '', got "
+                f"{self.noise_step_backend!r}"
+            )
         if self.readout not in READOUTS:
             raise ConfigError(f"readout: expected one of {READOUTS}, got {self.readout!r}")
         if self.schedule not in SCHEDULES:

@@ -13,7 +13,9 @@ Negative chains are `fresh` (one per example, started as sampling starts them: `
 `persistent` (`fantasy_chains` per step, continuing from their last states), or
 `fresh-persistent-noise`: fresh, but the step from pure noise keeps its B chains across
 iterations (its $x_T$ clamps are redrawn each time), so they approach that step's equilibrium
-over training instead of staying near the start in one mode.
+over training instead of staying near the start in one mode. `noise_step_backend` runs that
+step's negative phase on a registered backend of its own (such as `jax-sim-tempering`, whose
+replicas at lower beta let chains cross between modes within one call).
 
 The reverse steps are independent models, so the `steps_per_iteration` steps of an iteration
 are sampled together: the program is `steps_per_iteration` disjoint copies of the reverse-step
@@ -89,7 +91,9 @@ def training_memory(config: Config, num_images: int, graph: ReverseGraph | None 
     to the largest degree $\Delta$, as jax-sim's neighbour lists are (a neighbour and an edge
     index, a weight and a spin per slot: 16 bytes); and what the tsu-core protocol bounds a
     call of B (positive phase) and F chains (negative phase) on the K copies to,
-    $R(\cdot)$ = `tsu_core.request.estimate_bytes`.
+    $R(\cdot)$ = `tsu_core.request.estimate_bytes`; with `noise_step_backend`, one more graph
+    and one more call of F chains (what a backend holds beyond the protocol's bound, such as
+    tempering's replicas, is its own to check against its `max_request_bytes`).
     The JAX or torch runtime's own memory (compiled programs, thread pools) is not in it.
 
     Arguments:
@@ -118,6 +122,8 @@ def training_memory(config: Config, num_images: int, graph: ReverseGraph | None 
 
     neighbours = 16 * nodes * int(topology.adjacency.degrees().max(initial=0))
     sampling = (copies + 1) * neighbours + copies * (call(config.batch_size) + call(negative))
+    if config.noise_step_backend:
+        sampling += neighbours + call(negative)  # the step from noise's own program and call
     return data + conversion + 16 * parameters + persistent + sampling
 
 
@@ -178,6 +184,14 @@ class Trainer:
             self.backend.compile(graph.topology.copies(self.copies_per_call))
             if self.copies_per_call > 1
             else self.program
+        )
+        # The step from noise's negative phase on a backend of its own (`noise_step_backend`),
+        # one copy of the graph: the stacked call still samples that copy, and its moments are
+        # replaced (1/K of one call's work wasted, one compiled program instead of two).
+        self.noise_program = (
+            tsu_core.get_backend(config.noise_step_backend).compile(graph.topology)
+            if config.noise_step_backend
+            else None
         )
         self.data = data_spins(images, labels, config).to(self.device)
         # Persistent chains: (T, F, N) for `persistent`; for `fresh-persistent-noise` (1, B, N)
@@ -278,24 +292,21 @@ class Trainer:
             "burn_in": config.train_burn_in,
             "thinning": config.train_thinning,
         }
-        noise_step = (
-            steps.index(config.num_steps)
-            if config.chains == "fresh-persistent-noise" and config.num_steps in steps
-            else None
-        )
+        # Where the step from pure noise sits among this call's copies (None: not in it).
+        noise_step = steps.index(config.num_steps) if config.num_steps in steps else None
+        keep_noise_chains = config.chains == "fresh-persistent-noise" and noise_step is not None
         if config.chains != "persistent":
             noisy = spins_t.permute(1, 0, 2)  # (B, K, D)
-            initial = chain_start(noisy, graph.num_latents, start_key)
-            if noise_step is not None and self.fantasy.numel():
+            start = chain_start(noisy, graph.num_latents, start_key)
+            if keep_noise_chains and self.fantasy.numel():
                 free = graph.num_bits + graph.num_latents
-                initial[:, noise_step, :free] = self.fantasy[0, :, :free]
-            initial = initial.reshape(size, -1)
+                start[:, noise_step, :free] = self.fantasy[0, :, :free]
         else:
             chains = torch.arange(config.fantasy_chains, device=self.device) % size
             noisy = spins_t[:, chains].permute(1, 0, 2)  # (C, K, D)
-            initial = self.fantasy[torch.tensor(steps) - 1].permute(1, 0, 2).clone()
-            initial[..., graph.num_bits + graph.num_latents :] = noisy
-            initial = initial.reshape(len(chains), -1)
+            start = self.fantasy[torch.tensor(steps) - 1].permute(1, 0, 2).clone()
+            start[..., graph.num_bits + graph.num_latents :] = noisy
+        initial = start.reshape(start.shape[0], -1)  # (C, K N): chain c's copies side by side
         # The positive phase starts its latents where the negative phase does (its visible bits
         # are clamped): the two calls then have the same shapes and share one compiled program.
         clamped = torch.cat([spins_previous, spins_t], dim=2).permute(1, 0, 2).reshape(size, -1)
@@ -315,19 +326,36 @@ class Trainer:
             initial_state=initial,
             **schedule,
         )
-        if config.chains == "persistent":
-            final = to_torch(negative.final_state, self.device, torch.int8)
-            self.fantasy[torch.tensor(steps) - 1] = final.reshape(
-                initial.shape[0], copies, -1
-            ).permute(1, 0, 2)
-        elif noise_step is not None:
-            final = to_torch(negative.final_state, self.device, torch.int8)
-            self.fantasy = final.reshape(size, copies, -1)[None, :, noise_step].clone()
         dtype = self.model.steps[0].weights.dtype
-        return tuple(
+        moments = [
             to_torch(values, self.device, dtype).reshape(copies, -1)
             for values in (positive.nodes, positive.edges, negative.nodes, negative.edges)
-        )
+        ]
+        final = None
+        if config.chains == "persistent" or keep_noise_chains:
+            final = to_torch(negative.final_state, self.device, torch.int8)
+            final = final.reshape(start.shape[0], copies, -1)
+        if self.noise_program is not None and noise_step is not None:
+            tempered = self.noise_program.moments(
+                self.model.parameters_for(config.num_steps),
+                key=negative_key.fold_in(config.num_steps),
+                num_chains=start.shape[0],
+                clamp=tsu_core.Clamp(graph.noisy, noisy[:, noise_step]),
+                initial_state=start[:, noise_step],
+                **schedule,
+            )
+            # Copies: the arrays from DLPack share the backend's (immutable) buffers.
+            moments[2], moments[3] = moments[2].clone(), moments[3].clone()
+            moments[2][noise_step] = to_torch(tempered.nodes, self.device, dtype)
+            moments[3][noise_step] = to_torch(tempered.edges, self.device, dtype)
+            if final is not None:
+                final = final.clone()
+                final[:, noise_step] = to_torch(tempered.final_state, self.device, torch.int8)
+        if config.chains == "persistent":
+            self.fantasy[torch.tensor(steps) - 1] = final.permute(1, 0, 2)
+        elif keep_noise_chains:
+            self.fantasy = final[None, :, noise_step].clone()
+        return tuple(moments)
 
     def _surrogate(
         self,
