@@ -28,7 +28,7 @@ from pathlib import Path
 import _jsonl
 import torch
 from dtm_class_balance import chi_square, quick_config, step_from_noise_counts
-from dtm_train_fid import _device_name, _synchronise
+from dtm_train_fid import _synchronise
 
 import tsu_core
 from bitflip_dtm import Trainer, bits_to_images, load_dataset, preset, sample
@@ -94,8 +94,9 @@ def main() -> None:
     changes_b = _parse_overrides(arguments.set_b)
     if arguments.quick:
         changes_b = changes_b or {"chains": "fresh-persistent-noise"}
-        base = quick_config(arguments.data, **changes)
-        budget, num_samples, sweeps, device = 5.0, 64, [10, 40], "cpu"
+        # Enough iterations that the plan from the timed rounds sets where the cosine ends.
+        base = quick_config(arguments.data, **{"iterations": 40, **changes})
+        budget, num_samples, sweeps, device = 8.0, 64, [10, 40], "cpu"
     else:
         base = preset(arguments.preset, data_path=arguments.data, **changes)
         budget, num_samples, sweeps = 60 * arguments.minutes, arguments.samples, arguments.sweeps
@@ -110,7 +111,7 @@ def main() -> None:
     held_out, _ = load_dataset(base, "held-out")
     trainers = {arm: Trainer(configs[arm], images, device=device, backend=backend, labels=labels)
                 for arm in ARMS}  # fmt: skip
-    device_name = _device_name(device)
+    device_name = _jsonl.torch_device(device)
     common = {"preset": "paper (quick)" if arguments.quick else arguments.preset,
               "backend": backend.name, "both": changes, "arm B": changes_b}  # fmt: skip
 

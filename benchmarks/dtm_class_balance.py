@@ -107,8 +107,8 @@ def main() -> None:
     program = compile_program(model)
     image_bits = config.num_image_bits
     device = _jsonl.torch_device(model.steps[0].weights.device)
-    common = {"checkpoint": args.checkpoint or "trained here (--quick)", "num_samples": args.num_samples,
-              "seed": args.seed}  # fmt: skip
+    common = {"checkpoint": args.checkpoint or "trained here (--quick)",
+              "num_samples": args.num_samples, "seed": args.seed}  # fmt: skip
     key = tsu_core.as_key(args.seed)
 
     def emit(what: str, counts: list[int], **extra) -> None:
